@@ -1,0 +1,3 @@
+from naist_dask_tui.cli import main
+
+raise SystemExit(main())
