@@ -1,0 +1,640 @@
+"""ClusterController: start, scale (gracefully), adapt, watch and close a Dask cluster.
+
+Backends: an SGECluster from dask-jobqueue, an embedded LocalCluster, or a scheduler we attach
+to. Three things dask-jobqueue does not do are done here:
+
+* **Graceful scale-down.** ``SpecCluster.scale()`` passes worker *names* to
+  ``retire_workers``, which wants addresses, so nothing is retired and a job is ``qdel``-ed
+  with its data (distributed#4069). Here every worker process of a leaving job is retired by
+  address (its keys are copied to the workers that stay) and only then is the job deleted.
+  Adaptive scaling uses the same path, and closes a job only when *all* its worker processes
+  may go (dask-jobqueue#498).
+* **Pending is normal.** Worker names are never reused, so distributed's lost-worker timer
+  cannot kill a re-submitted job that waits in a busy queue (see DESIGN.md).
+* **No orphaned jobs.** ``close()`` deletes every job this console submitted, pending ones
+  included, by id and by this console's job name.
+
+All public methods are blocking and thread-safe; the UI calls them from thread workers.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import threading
+import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
+
+import psutil
+from dask_jobqueue import SGECluster
+from distributed import Client, LocalCluster
+
+from naist_dask_tui.core import sge
+from naist_dask_tui.core.snapshot import ClusterSnapshot, JobRow, JobState, SgeJob
+
+logger = logging.getLogger(__name__)
+
+RETIRE_TIMEOUT = 120.0  # seconds to move a leaving job's data before deleting it anyway
+GONE_KEEP = 120.0  # seconds a vanished job stays listed as "gone"
+
+
+class ControllerError(RuntimeError):
+    """Something the user asked for cannot be done; the message says why in plain words."""
+
+
+class _UniqueNames:
+    """Never reuse a worker name (dask-jobqueue does after a scale-down, and then
+    ``SpecCluster._update_worker_status`` kills a re-submitted job that is still pending
+    when the lost-worker timeout of the old worker of that name runs out)."""
+
+    def new_worker_spec(self):
+        name = self._new_worker_name(self._i)
+        while name in self.worker_spec:
+            self._i += 1
+            name = self._new_worker_name(self._i)
+        self._i += 1
+        return {name: self.new_spec}
+
+
+class ConsoleSGECluster(_UniqueNames, SGECluster):
+    pass
+
+
+class ConsoleLocalCluster(_UniqueNames, LocalCluster):
+    def _new_worker_name(self, worker_number):
+        return f"local-{worker_number}"
+
+
+def _worker_names(name: str, spec: dict) -> list[str]:
+    if "group" in spec:
+        return [f"{name}{suffix}" for suffix in spec["group"]]
+    return [str(name)]
+
+
+class ClusterController:
+    def __init__(self, settings):
+        self.settings = settings
+        self.backend: str = settings.resolved_backend()
+        self.cluster = None
+        self.client: Client | None = None
+        self.notices: deque[str] = deque(maxlen=50)
+        self.job_name: str | None = None  # SGE -N of this console's jobs
+        self._lock = threading.RLock()
+        self._target = 0
+        self._adaptive: tuple[int, int] | None = None
+        self._adapt_thread: threading.Thread | None = None
+        self._adapt_stop = threading.Event()
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="ndtui-scale")
+        self._pending_work: Future | None = None
+        self._retiring: dict[str, float] = {}  # spec name -> since
+        self._job_ids: dict[str, str] = {}  # spec name -> SGE job id (kept after the job left)
+        self._submitted_at: dict[str, float] = {}  # spec name -> when the console asked for it
+        self._gone: dict[str, tuple[float, JobRow]] = {}  # spec name -> (when, last row)
+        self._deleted_by_us: set[str] = set()  # spec names we removed on purpose
+        self._closed = False
+        self._last_sge: dict[str, SgeJob] = {}
+        self._probe = None
+
+    # ------------------------------------------------------------------ life cycle
+    def start(self) -> None:
+        s = self.settings
+        if self.backend == "attach":
+            self.client = Client(s.attach, timeout="15s")
+        elif self.backend == "sge":
+            from naist_dask_tui.core import preflight
+
+            preflight.require_ready(s)  # bad queue/interface/qsub: no job submitted
+            kwargs = dict(s.sge_cluster_kwargs())
+            kwargs["scheduler_options"] = self._scheduler_options(kwargs.get("scheduler_options"))
+            os.makedirs(s.log_dir, exist_ok=True)
+            self.job_name = kwargs.get("job_name")
+            self.cluster = ConsoleSGECluster(**kwargs)
+            self.client = Client(self.cluster)
+        else:
+            local = s.resolved_for_local(os.cpu_count() or 1, psutil.virtual_memory().total)
+            for note in getattr(local, "notes", ()):
+                self.notices.append(note)
+            self.settings = local
+            opts = self._scheduler_options({})
+            self.cluster = ConsoleLocalCluster(
+                n_workers=0,
+                threads_per_worker=local.cores,
+                memory_limit=local.memory_bytes,
+                processes=True,
+                local_directory=local.local_directory,
+                dashboard_address=opts["dashboard_address"],
+                host="127.0.0.1",
+                silence_logs=logging.ERROR,
+            )
+            self.client = Client(self.cluster)
+        s = self.settings
+        if self.backend != "attach":
+            if s.adapt_min is not None or s.adapt_max is not None:
+                lo = s.adapt_min or 0
+                self.adapt(lo, s.adapt_max if s.adapt_max is not None else max(lo, s.jobs))
+            else:
+                self.scale(s.jobs)
+
+    def _scheduler_options(self, opts: dict | None) -> dict:
+        opts = dict(opts or {})
+        if self.settings.dashboard:
+            opts["dashboard"] = True
+            opts["dashboard_address"] = self.settings.dashboard_address
+        else:
+            # No Bokeh dashboard; the plain HTTP routes only on loopback, on a free port.
+            opts["dashboard"] = False
+            opts["dashboard_address"] = "127.0.0.1:0"
+        return opts
+
+    @property
+    def dashboard_link(self) -> str | None:
+        if not self.settings.dashboard or self.cluster is None:
+            return None
+        try:
+            return self.cluster.dashboard_link
+        except Exception:
+            return None
+
+    @property
+    def scheduler_address(self) -> str:
+        if self.cluster is not None:
+            return self.cluster.scheduler_address
+        return self.client.scheduler.address if self.client else ""
+
+    @property
+    def requested_jobs(self) -> int:
+        return self._target
+
+    @property
+    def adaptive(self) -> tuple[int, int] | None:
+        return self._adaptive
+
+    @property
+    def processes(self) -> int:
+        return int(self.settings.processes) if self.backend == "sge" else 1
+
+    def job_of(self, worker_name: str) -> str | None:
+        """SGE job id of a worker, from its name (``<spec>`` or ``<spec>-<i>``)."""
+        if self.backend != "sge":
+            return None
+        job = self._job_ids.get(worker_name)
+        if job is None and self.processes > 1:
+            job = self._job_ids.get(worker_name.rsplit("-", 1)[0])
+        return job
+
+    def _refresh_job_ids(self) -> None:
+        if self.cluster is None or self.backend != "sge":
+            return
+        for name, job in list(self.cluster.workers.items()):
+            job_id = getattr(job, "job_id", None)
+            if job_id:
+                self._job_ids[str(name)] = str(job_id)
+
+    # ------------------------------------------------------------------ scaling
+    def _require_scalable(self) -> None:
+        if self.backend == "attach" or self.cluster is None:
+            raise ControllerError(
+                "attached to a scheduler started elsewhere: scale it where it was started"
+            )
+        if self._closed:
+            raise ControllerError("the cluster is closed")
+
+    def scale(self, jobs: int) -> None:
+        """Ask for ``jobs`` jobs. Returns at once; the work happens in the background.
+
+        A manual scale turns adaptive scaling off.
+        """
+        if isinstance(jobs, bool) or not isinstance(jobs, int):
+            raise ValueError(f"jobs: {jobs!r} is not a whole number")
+        if jobs < 0:
+            raise ValueError(f"jobs: {jobs} is negative; use 0 or more")
+        self._require_scalable()
+        self._stop_adaptive()
+        with self._lock:
+            self._target = jobs
+        self._kick()
+
+    def _kick(self) -> Future:
+        """Schedule one reconciliation pass. A pass that has not started yet reads the
+        newest target when it runs, so at most one is ever queued."""
+        with self._lock:
+            fut = self._pending_work
+            if fut is not None and not fut.running() and not fut.done():
+                return fut
+            self._pending_work = self._executor.submit(self._apply_target_safe)
+            return self._pending_work
+
+    def wait_idle(self, timeout: float = 300) -> None:
+        """Block until background scaling work has finished (tests, headless mode)."""
+        end = time.time() + timeout
+        while True:
+            fut = self._pending_work
+            if fut is None or fut.done():
+                return
+            remaining = end - time.time()
+            if remaining <= 0:
+                raise TimeoutError("scaling work did not finish")
+            try:
+                fut.result(timeout=remaining)
+            except Exception:
+                pass
+
+    def _apply_target_safe(self) -> None:
+        try:
+            self._apply_target()
+        except Exception as exc:  # never let the background thread die silently
+            logger.exception("scaling failed")
+            self.notices.append(f"scaling failed: {exc}")
+
+    def _active_names(self) -> list[str]:
+        return [n for n in list(self.cluster.worker_spec) if n not in self._retiring]
+
+    def _apply_target(self) -> None:
+        if self._closed or self.cluster is None:
+            return
+        target = self._target
+        active = self._active_names()
+        if len(active) < target:
+            self._add_jobs(target - len(active))
+        elif len(active) > target:
+            self._remove_jobs(self._choose_leaving(active, len(active) - target))
+
+    def _add_jobs(self, k: int) -> None:
+        cluster = self.cluster
+
+        async def add():
+            new = []
+            for _ in range(k):
+                spec = cluster.new_worker_spec()
+                cluster.worker_spec.update(spec)
+                new.extend(spec)
+            try:
+                await cluster._correct_state()
+            except Exception as exc:
+                # qsub refused (unknown queue, bad resource, ...): forget the failed jobs so
+                # they are not counted, and report SGE's own words.
+                for name in new:
+                    job = cluster.workers.get(name)
+                    if job is None or not getattr(job, "job_id", None):
+                        cluster.worker_spec.pop(name, None)
+                        cluster.workers.pop(name, None)
+                raise ControllerError(_submit_error(exc)) from None
+            return new
+
+        now = time.time()
+        try:
+            names = cluster.sync(add)
+        finally:
+            self._refresh_job_ids()
+        for n in names:
+            self._submitted_at[n] = now
+
+    def _connected_names(self) -> dict[str, str]:
+        """worker name -> address, from the scheduler (cheap: names only)."""
+        info = self.client.sync(
+            self.client.scheduler.identity, n_workers=-1, callback_timeout=15
+        )
+        return {str(w["name"]): addr for addr, w in info.get("workers", {}).items()}
+
+    def _choose_leaving(self, active: list[str], k: int) -> list[str]:
+        """Pick the jobs to remove: not-yet-connected ones first (they hold nothing), then the
+        most recently submitted."""
+        connected = self._connected_names()
+        spec = self.cluster.worker_spec
+
+        def holds_workers(name: str) -> bool:
+            return any(w in connected for w in _worker_names(name, spec.get(name, {})))
+
+        idle_first = sorted(active, key=lambda n: (holds_workers(n), self._submitted_at.get(n, 0)))
+        pending = [n for n in idle_first if not holds_workers(n)]
+        running = [n for n in reversed(active) if holds_workers(n)]
+        return (pending + running)[:k]
+
+    def retire_job(self, name_or_job_id: str) -> None:
+        """Gracefully remove one job (by spec name or SGE job id); the target drops by one."""
+        self._require_scalable()
+        name = self._resolve_job(name_or_job_id)
+        self._stop_adaptive()
+        with self._lock:
+            self._target = max(0, len(self._active_names()) - 1)
+            self._retiring.setdefault(name, time.time())
+        self._executor.submit(self._remove_jobs_safe, [name])
+
+    def _resolve_job(self, key: str) -> str:
+        key = str(key)
+        if key in self.cluster.worker_spec:
+            return key
+        for name, job_id in self._job_ids.items():
+            if job_id == key and name in self.cluster.worker_spec:
+                return name
+        for name, spec in list(self.cluster.worker_spec.items()):
+            if key in _worker_names(name, spec):
+                return name
+        raise ControllerError(f"no job {key!r} in this cluster")
+
+    def _remove_jobs_safe(self, names: list[str]) -> None:
+        try:
+            self._remove_jobs(names)
+        except Exception as exc:
+            logger.exception("retire failed")
+            self.notices.append(f"retiring {', '.join(names)} failed: {exc}")
+
+    def _remove_jobs(self, names: list[str]) -> None:
+        if not names:
+            return
+        cluster = self.cluster
+        now = time.time()
+        with self._lock:
+            for n in names:
+                self._retiring.setdefault(n, now)
+        try:
+            connected = self._connected_names()
+            addresses = [
+                connected[w]
+                for n in names
+                for w in _worker_names(n, cluster.worker_spec.get(n, {}))
+                if w in connected
+            ]
+            staying = set(connected.values()) - set(addresses)
+            if addresses and staying:
+                # Move every key held only by the leaving workers, then close them.
+                retired = self.client.retire_workers(
+                    workers=addresses, close_workers=True, remove=True
+                )
+                kept = set(addresses) - set(retired or {})
+                if kept:
+                    self.notices.append(
+                        f"{len(kept)} worker(s) could not hand over their data; "
+                        "their job is deleted anyway and lost keys will be recomputed"
+                    )
+            elif addresses and self._target > 0:
+                self.notices.append("no worker left to take the data over: it is dropped")
+
+            async def delete():
+                for n in names:
+                    cluster.worker_spec.pop(n, None)
+                await cluster._correct_state()
+
+            with self._lock:
+                self._deleted_by_us.update(names)
+            cluster.sync(delete)
+        finally:
+            with self._lock:
+                for n in names:
+                    self._retiring.pop(n, None)
+
+    # ------------------------------------------------------------------ adaptive
+    def adapt(self, minimum: int, maximum: int, *, interval: float = 2.0, wait_count: int = 3):
+        """Adaptive scaling between ``minimum`` and ``maximum`` jobs, through the same
+        graceful path as :meth:`scale`. A job is removed only when the scheduler would close
+        every one of its worker processes, ``wait_count`` polls in a row."""
+        for label, v in (("minimum jobs", minimum), ("maximum jobs", maximum)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise ValueError(f"{label}: {v!r} is not a whole number >= 0")
+        if minimum > maximum:
+            raise ValueError(f"minimum jobs ({minimum}) is larger than maximum jobs ({maximum})")
+        self._require_scalable()
+        self._stop_adaptive()
+        with self._lock:
+            self._adaptive = (minimum, maximum)
+            cur = len(self._active_names())
+            self._target = min(max(cur, minimum), maximum)
+        self._kick()
+        self._adapt_stop = threading.Event()
+        t = threading.Thread(
+            target=self._adapt_loop,
+            args=(minimum, maximum, interval, wait_count, self._adapt_stop),
+            name="ndtui-adapt",
+            daemon=True,
+        )
+        self._adapt_thread = t
+        t.start()
+
+    def stop_adapt(self) -> None:
+        self._stop_adaptive()
+
+    def _stop_adaptive(self) -> None:
+        self._adapt_stop.set()
+        t = self._adapt_thread
+        if t is not None and t is not threading.current_thread():
+            t.join(timeout=10)
+        self._adapt_thread = None
+        self._adaptive = None
+
+    def _adapt_loop(self, lo, hi, interval, wait_count, stop: threading.Event) -> None:
+        down_votes = 0
+        while not stop.wait(interval):
+            try:
+                down_votes = self._adapt_step(lo, hi, wait_count, down_votes)
+            except Exception as exc:
+                logger.warning("adaptive step failed: %s", exc)
+
+    def _adapt_step(self, lo: int, hi: int, wait_count: int, down_votes: int) -> int:
+        if self._pending_work is not None and not self._pending_work.done():
+            return down_votes  # one change at a time
+        sched = self.client.scheduler
+        workers_wanted = self.client.sync(sched.adaptive_target, callback_timeout=15)
+        want = min(max(math.ceil(workers_wanted / self.processes), lo), hi)
+        active = self._active_names()
+        if want > len(active):
+            with self._lock:
+                self._target = want
+            self._kick()
+            return 0
+        if want == len(active):
+            return 0
+        down_votes += 1
+        if down_votes < wait_count:
+            return down_votes
+        # Which jobs may go: pending ones first; a running job only if the scheduler would
+        # close *all* its workers (never a sibling process of a job that keeps working).
+        connected = self._connected_names()
+        spec = self.cluster.worker_spec
+        pending = [n for n in active if not any(w in connected for w in _worker_names(n, spec.get(n, {})))]
+        to_close = set(
+            self.client.sync(
+                sched.workers_to_close,
+                target=max(0, want * self.processes),
+                attribute="name",
+                callback_timeout=15,
+            )
+        )
+        closable = [
+            n
+            for n in active
+            if n not in pending and all(w in to_close for w in _worker_names(n, spec.get(n, {})))
+        ]
+        leaving = (pending + closable)[: len(active) - want]
+        if leaving:
+            with self._lock:
+                self._target = len(active) - len(leaving)
+            self._remove_jobs(leaving)
+        return 0
+
+    # ------------------------------------------------------------------ SGE view
+    def jobs_view(
+        self,
+        sge_jobs: list[SgeJob] | None,
+        cluster: ClusterSnapshot | None,
+        now: float | None = None,
+        sge_time: float | None = None,
+    ) -> tuple[JobRow, ...]:
+        """Join what the console asked for with SGE's view and the connected workers.
+
+        ``sge_jobs`` is a fresh ``qstat`` taken at ``sge_time`` (None: reuse the last one).
+        Jobs that vanished from it although the console did not delete them are marked GONE
+        (and, when a fixed job count was asked for, replaced)."""
+        if self.cluster is None:
+            return ()
+        now = time.time() if now is None else now
+        self._refresh_job_ids()
+        by_id = {j.job_id: j for j in (sge_jobs or [])}
+        if sge_jobs is not None:
+            self._last_sge = by_id
+        else:
+            by_id = self._last_sge
+        by_name: dict[str, list[str]] = {}
+        if cluster is not None:
+            for w in cluster.workers:
+                by_name.setdefault(w.name, []).append(w.address)
+        rows = []
+        vanished = []
+        for name, spec in list(self.cluster.worker_spec.items()):
+            name = str(name)
+            addrs = tuple(a for w in _worker_names(name, spec) for a in by_name.get(w, ()))
+            job_id = self._job_ids.get(name)
+            submitted = self._submitted_at.get(name)
+            row = JobRow(
+                name=name,
+                job_id=job_id,
+                state=JobState.SUBMITTING,
+                since=submitted,
+                workers=addrs,
+                expected_workers=len(_worker_names(name, spec)),
+                log_path=self._log_path(job_id),
+            )
+            if self.backend != "sge":
+                row = replace(row, state=JobState.RUNNING if addrs else JobState.SUBMITTING)
+            elif job_id is not None:
+                sj = by_id.get(job_id)
+                if sj is not None:
+                    row = replace(
+                        row,
+                        state=sj.state,
+                        raw_state=sj.raw_state,
+                        queue=sj.queue,
+                        host=sj.host,
+                        slots=sj.slots,
+                        since=sj.started or sj.submitted or submitted,
+                        reason=sj.reason,
+                    )
+                elif (
+                    sge_jobs is not None
+                    and not addrs
+                    and (sge_time or now) > (submitted or 0) + 2.0  # qstat newer than qsub
+                ):
+                    vanished.append(name)
+                    row = replace(row, state=JobState.GONE, since=now)
+            if name in self._retiring:
+                row = replace(row, state=JobState.RETIRING, since=self._retiring[name])
+            rows.append(row)
+        if vanished:
+            self._forget_gone(vanished, {r.name: r for r in rows}, now)
+        for name, (when, last) in list(self._gone.items()):
+            if now - when > GONE_KEEP:
+                del self._gone[name]
+            elif name not in self.cluster.worker_spec:
+                rows.append(last)
+        return tuple(rows)
+
+    def _forget_gone(self, names: list[str], rows: dict[str, JobRow], now: float) -> None:
+        cluster = self.cluster
+        with self._lock:
+            names = [n for n in names if n not in self._retiring and n not in self._deleted_by_us]
+            for n in names:
+                self._gone[n] = (now, replace(rows[n], state=JobState.GONE, since=now))
+                self.notices.append(
+                    f"job {self._job_ids.get(n)} ({n}) left the queue without the console "
+                    "deleting it (qdel from outside, walltime, or a node failure)"
+                )
+
+        async def drop():
+            for n in names:
+                cluster.worker_spec.pop(n, None)
+                cluster.workers.pop(n, None)
+
+        if names:
+            cluster.sync(drop)
+            if self._adaptive is None:
+                self._kick()  # a fixed job count was asked for: submit replacements
+
+    def _log_path(self, job_id: str | None) -> str | None:
+        if not job_id or self.backend != "sge" or not self.job_name:
+            return None
+        return os.path.join(self.settings.log_dir, f"{self.job_name}.o{job_id}")
+
+    def submitted_job_ids(self) -> set[str]:
+        self._refresh_job_ids()
+        return set(self._job_ids.values())
+
+    # ------------------------------------------------------------------ close
+    def close(self, timeout: float = 60) -> None:
+        """Delete every job of this console (pending ones too) and close the cluster."""
+        if self._closed:
+            return
+        self._closed = True
+        self._adapt_stop.set()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        errors = []
+        if self.backend == "sge":
+            try:
+                self._delete_all_jobs()
+            except Exception as exc:
+                errors.append(exc)
+        for closer in (self.client, self.cluster):
+            if closer is None:
+                continue
+            try:
+                closer.close(timeout=timeout) if closer is self.cluster else closer.close()
+            except Exception as exc:
+                errors.append(exc)
+        if self.backend == "sge":
+            try:  # anything qsub-ed while we were closing
+                self._delete_all_jobs()
+            except Exception as exc:
+                errors.append(exc)
+        if errors:
+            logger.warning("errors while closing: %s", errors)
+
+    def _delete_all_jobs(self) -> None:
+        ids = self.submitted_job_ids()
+        if self.job_name and sge.available():
+            try:
+                ids |= {j.job_id for j in sge.qstat() if j.name == self.job_name}
+            except sge.SgeError as exc:
+                logger.warning("qstat failed while closing: %s", exc)
+        if ids:
+            sge.qdel(sorted(ids))
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _submit_error(exc: BaseException) -> str:
+    text = str(exc)
+    # dask-jobqueue: "Command exited with non-zero exit code.\nExit code: 1\nCommand:\n...
+    # stdout:\n...\nstderr:\n<SGE's words>"
+    if "stderr:" in text:
+        words = text.split("stderr:", 1)[1].strip()
+        stdout = text.split("stdout:", 1)[1].split("stderr:", 1)[0].strip() if "stdout:" in text else ""
+        words = " ".join((words or stdout).split())
+        return f"qsub refused the job: {words}"
+    return f"submitting the job failed: {text}"
+
