@@ -1,0 +1,192 @@
+"""The command line: flags -> Settings, then a one-shot action or the console.
+
+Nothing heavy is imported at module level: ``--version`` and ``--help`` stay instant, and the
+Textual app is imported only when the console actually runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from naist_dask_tui import __version__
+from naist_dask_tui.core.settings import BACKENDS, Settings, SettingsError, load_settings
+
+PROG = "naist-dask-tui"
+
+# Flags that map one-to-one onto a Settings field of the same name.
+_SIMPLE = [
+    ("--jobs", "N", "number of SGE jobs to start with (local: workers)"),
+    ("--cores", "N", "cores (threads) per job"),
+    ("--processes", "N", "dask worker processes per job; cores must divide evenly"),
+    ("--memory", "SIZE", "memory per job, e.g. 250GB or 120GiB"),
+    ("--queue", "NAME", "SGE queue (-q)"),
+    ("--project", "NAME", "SGE project (-P)"),
+    ("--walltime", "HH:MM:SS", "job walltime (-l h_rt); default: dask-jobqueue's"),
+    ("--interface", "NIC", "the workers' network interface, e.g. ib0"),
+    ("--scheduler-interface", "NIC", "this host's network interface for the scheduler, e.g. bond1"),
+    ("--local-directory", "DIR", "the workers' fast local storage for spilling"),
+    ("--resource-spec", "SPEC", "SGE resource request (-l), e.g. mem_free=250G"),
+    ("--log-directory", "DIR", "where SGE writes the jobs' output (default: XDG state dir)"),
+    ("--refresh-interval", "SECONDS", "how often the screen polls the scheduler"),
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=PROG,
+        description="A terminal console for Dask on Son of Grid Engine: start, scale, watch, compute.",
+        epilog="Settings are layered: built-in profile < ~/.config/dask/jobqueue.yaml (jobqueue.sge) "
+        "< ~/.config/naist-dask-tui/config.toml < NAIST_DASK_TUI_<FIELD> variables < these flags.",
+        # Our own validation gives better messages than argparse's type= errors.
+        argument_default=argparse.SUPPRESS,
+    )
+    p.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    p.add_argument("--profile", metavar="NAME", help="settings profile (built-in: naist, local)")
+    p.add_argument("--config", metavar="PATH", help="TOML config file (default: XDG config dir)")
+    p.add_argument("--backend", choices=BACKENDS, help="auto: SGE if qsub is found, else a LocalCluster")
+    p.add_argument("--attach", metavar="ADDRESS", help="attach to a running scheduler, e.g. tcp://host:8786")
+    for flag, metavar, help_text in _SIMPLE:
+        p.add_argument(flag, metavar=metavar, help=help_text)
+    p.add_argument(
+        "--job-extra-directive",
+        dest="job_extra_directives",
+        action="append",
+        metavar="DIRECTIVE",
+        help="extra '#$' job directive, repeatable, replaces the profile's list: "
+        "--job-extra-directive '-pe smp 24' --job-extra-directive=-V",
+    )
+    p.add_argument(
+        "--dashboard",
+        nargs="?",
+        const=True,
+        metavar="ADDRESS",
+        help="also serve the Dask dashboard (default address 127.0.0.1:8787)",
+    )
+    p.add_argument("--adapt", metavar="MIN:MAX", help="start with adaptive scaling between MIN and MAX jobs")
+    p.add_argument(
+        "--skip-interface-check", action="store_true", help="do not check that the interfaces exist here"
+    )
+    actions = p.add_mutually_exclusive_group()
+    actions.add_argument(
+        "--print-job-script", action="store_true", help="print the SGE job script and exit; submits nothing"
+    )
+    actions.add_argument("--check", action="store_true", help="check that this host can start the cluster")
+    actions.add_argument("--show-settings", action="store_true", help="print each setting and its source")
+    actions.add_argument(
+        "--cleanup", action="store_true", help="delete leftover jobs of consoles that are gone, and exit"
+    )
+    actions.add_argument("--headless", action="store_true", help="run without the screen (log to stdout)")
+    return p
+
+
+def _parse_adapt(text: str) -> tuple[str | None, str | None]:
+    parts = text.split(":")
+    if len(parts) != 2 or not any(part.strip() for part in parts):
+        raise SettingsError(
+            "adapt", f"{text!r} is not MIN:MAX; use two whole numbers of jobs, e.g. 2:10", "--adapt"
+        )
+    low, high = (part.strip() or None for part in parts)
+    return low, high
+
+
+def cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The Settings fields the command line sets (only flags that were given)."""
+    given = vars(args)
+    overrides: dict[str, Any] = {}
+    for name in ("backend", "attach", "job_extra_directives", "skip_interface_check"):
+        if name in given:
+            overrides[name] = given[name]
+    for flag, _, _ in _SIMPLE:
+        name = flag[2:].replace("-", "_")
+        if name in given:
+            overrides[name] = given[name]
+    if "dashboard" in given:
+        overrides["dashboard"] = True
+        if given["dashboard"] is not True:
+            overrides["dashboard_address"] = given["dashboard"]
+    if "adapt" in given:
+        overrides["adapt_min"], overrides["adapt_max"] = _parse_adapt(given["adapt"])
+    return overrides
+
+
+def _print_job_script(settings: Settings) -> int:
+    from naist_dask_tui.core.jobscript import job_script
+
+    backend = settings.resolved_backend()
+    if backend != "sge":
+        print(f"# note: this run would use the {backend} backend; this is the script SGE would get.",
+              file=sys.stderr)
+    print(job_script(settings), end="")
+    return 0
+
+
+def _check(settings: Settings) -> int:
+    from naist_dask_tui.core.preflight import run_checks
+
+    checks = run_checks(settings)
+    for check in checks:
+        print(check.line())
+    return 1 if any(check.failed for check in checks) else 0
+
+
+def _cleanup() -> int:
+    from naist_dask_tui.core import sge
+
+    try:
+        leftovers = sge.find_leftovers()
+        dead = [item for item in leftovers if getattr(item, "dead", True)]
+        for item in leftovers:
+            job = getattr(item, "job", item)
+            job_id = getattr(job, "job_id", job)
+            who = f"console pid {getattr(item, 'pid', '?')} on {getattr(item, 'host', '?')}"
+            if item in dead:
+                print(f"deleting job {job_id} ({getattr(job, 'name', '')}): {who} is gone")
+            else:
+                print(f"keeping  job {job_id} ({getattr(job, 'name', '')}): {who} may still run")
+        if not dead:
+            print("no leftover jobs of consoles that are gone")
+            return 0
+        ids = [str(getattr(getattr(item, "job", item), "job_id", item)) for item in dead]
+        for line in sge.qdel(ids) or []:
+            print(line)
+        return 0
+    except (getattr(sge, "SgeError", RuntimeError), OSError) as e:
+        print(f"{PROG}: error: cleanup failed: {e}", file=sys.stderr)
+        return 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help, --version, usage errors: argparse already printed
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
+    try:
+        if getattr(args, "cleanup", False):
+            return _cleanup()
+        settings = load_settings(
+            cli_overrides(args), config_path=getattr(args, "config", None), profile=getattr(args, "profile", None)
+        )
+        if getattr(args, "print_job_script", False):
+            return _print_job_script(settings)
+        if getattr(args, "check", False):
+            return _check(settings)
+        if getattr(args, "show_settings", False):
+            print("\n".join(settings.describe()))
+            print(f"{'backend (resolved)':<21} {settings.resolved_backend()}")
+            return 0
+        if getattr(args, "headless", False):
+            from naist_dask_tui.core.headless import run_headless
+
+            return run_headless(settings)
+        from naist_dask_tui.console import run_console
+
+        return run_console(settings)
+    except SettingsError as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,187 @@
+"""The command line: flags to settings, one-shot actions, exit codes and error lines."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+import naist_dask_tui
+from naist_dask_tui import cli
+from naist_dask_tui.core.settings import Settings
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def clean_env(tmp_path, monkeypatch):
+    for var in list(os.environ):
+        if var.startswith(("NAIST_DASK_TUI_", "DASK_JOBQUEUE")):
+            monkeypatch.delenv(var)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    return tmp_path
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, **(env or {})}
+    full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), full_env.get("PYTHONPATH")]))
+    return subprocess.run(
+        [sys.executable, "-m", "naist_dask_tui", *args],
+        capture_output=True, text=True, env=full_env, timeout=60, cwd=str(REPO),
+    )
+
+
+def test_version(capsys):
+    assert cli.main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"naist-dask-tui {naist_dask_tui.__version__}"
+
+
+def test_usage_error_returns_2(capsys):
+    assert cli.main(["--jobs"]) == 2
+    assert "expected one argument" in capsys.readouterr().err
+
+
+def test_settings_error_is_one_line_without_traceback(clean_env, capsys):
+    assert cli.main(["--memory", "250XB", "--check"]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "naist-dask-tui: error: memory: '250XB' is not a size; use a number with a unit, "
+        "e.g. 250GB or 120GiB (from --memory)\n"
+    )
+
+
+@pytest.mark.parametrize("text", ["5", "a:b", "1:2:3", ":"])
+def test_bad_adapt(clean_env, capsys, text):
+    assert cli.main(["--adapt", text, "--show-settings"]) == 2
+    assert "naist-dask-tui: error: adapt" in capsys.readouterr().err
+
+
+def test_flags_become_overrides():
+    args = cli.build_parser().parse_args(
+        ["--jobs", "3", "--job-extra-directive", "-pe smp 4", "--job-extra-directive=-V",
+         "--dashboard", "--adapt", "1:4", "--scheduler-interface", "eth0", "--skip-interface-check"]
+    )
+    assert cli.cli_overrides(args) == {
+        "jobs": "3",
+        "job_extra_directives": ["-pe smp 4", "-V"],
+        "dashboard": True,
+        "adapt_min": "1",
+        "adapt_max": "4",
+        "scheduler_interface": "eth0",
+        "skip_interface_check": True,
+    }
+    args = cli.build_parser().parse_args(["--dashboard", ":9999", "--adapt", ":6"])
+    assert cli.cli_overrides(args) == {
+        "dashboard": True, "dashboard_address": ":9999", "adapt_min": None, "adapt_max": "6"
+    }
+    assert cli.cli_overrides(cli.build_parser().parse_args([])) == {}
+
+
+def test_console_headless_and_cleanup_dispatch(clean_env, monkeypatch, capsys):
+    seen: list[Settings] = []
+
+    def fake(code):
+        def run(settings):
+            seen.append(settings)
+            return code
+        return run
+
+    monkeypatch.setitem(sys.modules, "naist_dask_tui.console",
+                        types.SimpleNamespace(run_console=fake(0)))
+    monkeypatch.setitem(sys.modules, "naist_dask_tui.core.headless",
+                        types.SimpleNamespace(run_headless=fake(7)))
+    assert cli.main(["--jobs", "3"]) == 0
+    assert cli.main(["--headless", "--profile", "local"]) == 7
+    assert (seen[0].jobs, seen[1].profile) == (3, "local")
+
+    from naist_dask_tui.core import sge
+
+    leftover = types.SimpleNamespace(
+        job=types.SimpleNamespace(job_id="42", name="ndtui.h.1"), host="h", pid=1, dead=True)
+    alive = types.SimpleNamespace(
+        job=types.SimpleNamespace(job_id="43", name="ndtui.o.2"), host="o", pid=2, dead=False)
+    deleted: list[list[str]] = []
+    monkeypatch.setattr(sge, "find_leftovers", lambda: [leftover, alive])
+    monkeypatch.setattr(sge, "qdel", lambda ids: deleted.append(list(ids)) or ["deleted 42"])
+    assert cli.main(["--cleanup"]) == 0
+    assert deleted == [["42"]]
+    out = capsys.readouterr().out
+    assert "deleting job 42" in out and "keeping  job 43" in out
+
+
+def test_show_settings(clean_env, capsys):
+    assert cli.main(["--show-settings", "--queue", "other.q"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^queue\s+other\.q\s+--queue$", out, re.M)
+
+
+# -- in a subprocess, as a user runs it ------------------------------------------------------------
+
+
+def _qstat() -> str | None:
+    if not shutil.which("qstat"):
+        return None
+    return subprocess.run(["qstat", "-u", "*"], capture_output=True, text=True, timeout=30).stdout
+
+
+def test_print_job_script_for_naist_submits_nothing(clean_env):
+    before = _qstat()
+    done = run_cli("--print-job-script")
+    assert done.returncode == 0, done.stderr
+    script = done.stdout
+    assert script.startswith("#!/usr/bin/env bash")
+    for line in ("#$ -q grid_short.q", "#$ -pe smp 24", "#$ -cwd", "#$ -j y"):
+        assert line in script.splitlines()
+    assert re.search(r"^#\$ -N ndtui\.[\w-]+\.\d+$", script, re.M)
+    assert "--nthreads 24" in script and "--memory-limit 232.83GiB" in script
+    assert "--interface ib0" in script and "--local-directory /var/tmp" in script
+    assert f"#$ -o {clean_env / 'state' / 'naist-dask-tui' / 'logs'}/" in script
+    assert _qstat() == before  # nothing was submitted
+
+
+def test_print_job_script_follows_flags(clean_env):
+    done = run_cli("--print-job-script", "--cores", "8", "--processes", "2", "--memory", "16GB",
+                   "--job-extra-directive", "-pe smp 8", "--walltime", "01:00:00", "--project", "lab")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert "#$ -pe smp 8" in lines and "#$ -pe smp 24" not in lines
+    assert "#$ -l h_rt=01:00:00" in lines and "#$ -P lab" in lines
+    assert "--nthreads 4" in done.stdout and "--nworkers 2" in done.stdout
+
+
+def test_check_without_qsub_on_path(clean_env):
+    fake_bin = clean_env / "bin"
+    fake_bin.mkdir()
+    done = run_cli("--check", env={"PATH": str(fake_bin)})
+    assert done.returncode == 1, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert lines and all(re.match(r"^(ok    |FAIL  |warn  )\S", line) for line in lines), lines
+    assert lines[0].startswith("FAIL  qsub not found") and "--backend local" in lines[0]
+
+
+def test_check_local_backend_passes_without_sge(clean_env):
+    fake_bin = clean_env / "bin"
+    fake_bin.mkdir()
+    done = run_cli("--check", "--backend", "local", "--local-directory", str(clean_env),
+                   env={"PATH": str(fake_bin)})
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert not any(line.startswith("FAIL") for line in done.stdout.splitlines())
+    assert "qsub" not in done.stdout
+
+
+@pytest.mark.skipif(not shutil.which("qsub"), reason="qsub not installed: no SGE on this host")
+def test_check_on_sge_host(clean_env):
+    done = run_cli("--check", "--skip-interface-check")
+    assert done.returncode == 0, done.stdout
+    assert re.search(r"^ok    qsub found: /\S+/qsub$", done.stdout, re.M)
+    done = run_cli("--check", "--skip-interface-check", "--queue", "no_such.q")
+    assert done.returncode == 1
+    assert re.search(r"^FAIL  queue no_such\.q does not exist", done.stdout, re.M)
