@@ -60,7 +60,8 @@ class _UniqueNames:
 
 
 class ConsoleSGECluster(_UniqueNames, SGECluster):
-    pass
+    def _new_worker_name(self, worker_number):
+        return f"job-{worker_number}"
 
 
 class ConsoleLocalCluster(_UniqueNames, LocalCluster):
