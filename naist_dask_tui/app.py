@@ -1,0 +1,501 @@
+"""The Textual app: owns the poll loop, the history and the controller calls.
+
+Data flows one way (monitor -> ``SnapshotFetched`` -> widgets); intents flow back (key ->
+action -> a queued controller call on one control thread -> ``ActionDone``/``ActionFailed``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import queue
+import signal
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from textual import work
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.timer import Timer
+from textual.widget import Widget
+from textual.worker import Worker, WorkerState
+
+import naist_dask_tui
+from naist_dask_tui.core.snapshot import ConsoleSnapshot, JobRow, JobState
+from naist_dask_tui.history import MemoryHistory
+from naist_dask_tui.messages import ActionDone, ActionFailed, SnapshotFetched
+
+CSS_FILES = ("app.tcss", "panels.tcss", "dialogs.tcss")
+OPTIONAL_CSS_FILES = ("compute.tcss",)  # written by the compute pane's owner
+
+
+def styles_dir() -> Path:
+    """``naist_dask_tui/styles`` in an installed wheel, else the checkout's top-level ``styles/``."""
+    installed = Path(naist_dask_tui.__file__).parent / "styles"
+    if installed.is_dir():
+        return installed
+    return Path(naist_dask_tui.__file__).resolve().parent.parent / "styles"
+
+
+def css_paths() -> list[Path]:
+    base = styles_dir()
+    paths = [base / name for name in CSS_FILES]
+    paths += [base / name for name in OPTIONAL_CSS_FILES if (base / name).is_file()]
+    return paths
+
+
+def _login_host() -> str:
+    try:
+        return socket.getfqdn() or socket.gethostname()
+    except OSError:
+        return "login-node"
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:
+        return "user"
+
+
+def _compute_pane(controller: Any) -> Widget | None:
+    """The compute pane when its module exists and a client is up; None otherwise."""
+    if controller is None or getattr(controller, "client", None) is None:
+        return None
+    try:
+        from naist_dask_tui.core.compute import ComputeSession
+        from naist_dask_tui.widgets.command_pane import ComputePane
+    except ImportError:
+        return None
+    try:
+        return ComputePane(ComputeSession(controller.client, controller.cluster))
+    except Exception:  # a broken pane must not take the console down with it
+        return None
+
+
+ALIVE_STATES = {
+    JobState.SUBMITTING,
+    JobState.PENDING,
+    JobState.HELD,
+    JobState.RUNNING,
+    JobState.SUSPENDED,
+    JobState.ERROR,
+    JobState.RETIRING,
+}
+
+
+class ConsoleApp(App[int]):
+    TITLE = "naist-dask-tui"
+    CSS_PATH = css_paths()
+    ENABLE_COMMAND_PALETTE = True
+    BINDINGS = [
+        Binding("ctrl+c", "request_quit(True)", "Quit", show=False, priority=True, id="app.ctrl_c"),
+        Binding("ctrl+q", "request_quit(True)", "Quit", show=False, priority=True, id="app.ctrl_q"),
+    ]
+
+    def __init__(
+        self,
+        settings: Any,
+        controller: Any = None,
+        monitor: Any = None,
+        *,
+        user: str | None = None,
+        login_host: str | None = None,
+        poll: bool = True,
+        handle_signals: bool = False,
+    ) -> None:
+        super().__init__()
+        self.settings = settings
+        self.controller = controller
+        if monitor is None and controller is not None:
+            from naist_dask_tui.core.monitor import Monitor
+
+            monitor = Monitor(controller)
+        self.monitor = monitor
+        self.refresh_interval = float(getattr(settings, "refresh_interval", 1.0) or 1.0)
+        self.user = user or _user()
+        self.login_host = login_host or _login_host()
+        self.history = MemoryHistory(maxlen=max(60, int(600 / self.refresh_interval)))
+        self.snapshot: ConsoleSnapshot | None = None
+        self.connected = True
+        self.polls = 0  # finished polls: tests wait on this
+        self._poll_enabled = poll and monitor is not None
+        self._poll_timer: Timer | None = None
+        self._poll_again = False
+        self._requested: int | None = None  # shown until a poll started after the request lands
+        self._requested_epoch = 0
+        self._poll_epoch = 0  # polls started
+        self._snapshot_epoch = 0  # epoch of the poll that produced self.snapshot
+        self._control: queue.Queue[tuple[str, Callable[[], str]] | None] = queue.Queue()
+        self._handle_signals = handle_signals
+        self._signals_installed: list[int] = []
+        self.exit_reason: str | None = None
+
+    # ---- screens --------------------------------------------------------------------------
+
+    def get_default_screen(self) -> Screen[Any]:
+        from naist_dask_tui.screens.main import MainScreen
+
+        return MainScreen(
+            user=self.user, login_host=self.login_host, compute=_compute_pane(self.controller)
+        )
+
+    @property
+    def main(self) -> Any:
+        from naist_dask_tui.screens.main import MainScreen
+
+        for screen in self.screen_stack:
+            if isinstance(screen, MainScreen):
+                return screen
+        raise LookupError("main screen not mounted")
+
+    def on_mount(self) -> None:
+        if self._handle_signals:
+            self._install_signal_handlers()
+        if self.controller is not None:
+            self._control_loop()
+        if self._poll_enabled:
+            self.poll()
+
+    def on_unmount(self) -> None:
+        self._control.put(None)
+        loop = asyncio.get_running_loop()
+        for sig in self._signals_installed:
+            loop.remove_signal_handler(sig)
+
+    # ---- signals: an SSH drop (SIGHUP) or a kill (SIGTERM) ends the app, the finally cleans up
+
+    def _install_signal_handlers(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+            try:
+                loop.add_signal_handler(sig, self._on_signal, sig)
+            except (NotImplementedError, RuntimeError, ValueError):
+                continue
+            self._signals_installed.append(sig)
+
+    def _on_signal(self, sig: int) -> None:
+        self.exit_reason = signal.Signals(sig).name
+        self.exit(128 + sig)
+
+    # ---- polling ----------------------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="poll", exit_on_error=False, name="poll")
+    def poll(self) -> None:
+        try:
+            snapshot = self.monitor.poll()
+        except Exception as exc:  # Monitor promises not to raise; a lost poll must not crash us
+            snapshot = self._lost_snapshot(f"{type(exc).__name__}: {exc}")
+        self.post_message(SnapshotFetched(snapshot))
+
+    def _lost_snapshot(self, error: str) -> ConsoleSnapshot:
+        prev = self.snapshot
+        return ConsoleSnapshot(
+            time=time.time(),
+            backend=getattr(self.controller, "backend", prev.backend if prev else "?"),
+            scheduler_address=prev.scheduler_address if prev else "",
+            connected=False,
+            cluster=None,
+            jobs=prev.jobs if prev else (),
+            requested_jobs=prev.requested_jobs if prev else 0,
+            dashboard_link=prev.dashboard_link if prev else None,
+            local_directory=prev.local_directory if prev else None,
+            error=error,
+        )
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        worker = event.worker
+        if worker.group == "poll":
+            if event.state is WorkerState.RUNNING:
+                self._poll_epoch += 1
+                worker._naist_epoch = self._poll_epoch  # type: ignore[attr-defined]
+            elif event.state in (WorkerState.SUCCESS, WorkerState.ERROR, WorkerState.CANCELLED):
+                self.polls += 1
+                if self._poll_enabled and self.is_running:
+                    delay = 0.0 if self._poll_again else self.refresh_interval
+                    self._poll_again = False
+                    self._poll_timer = self.set_timer(delay, self.poll)
+        elif worker.group == "control" and event.state is WorkerState.ERROR:
+            self.notify(f"control thread failed: {worker.error}", severity="error")
+
+    def poll_now(self) -> None:
+        """Poll as soon as possible without overlapping a running poll."""
+        if not self._poll_enabled:
+            return
+        if any(w.group == "poll" and w.is_running for w in self.workers):
+            self._poll_again = True
+            return
+        if self._poll_timer is not None:
+            self._poll_timer.stop()
+        self.poll()
+
+    def on_snapshot_fetched(self, message: SnapshotFetched) -> None:
+        snapshot = message.snapshot
+        self._snapshot_epoch = self._poll_epoch
+        self.apply_snapshot(snapshot)
+
+    def apply_snapshot(self, snapshot: ConsoleSnapshot) -> None:
+        """Show one snapshot (tests and the benchmark call this directly)."""
+        self.snapshot = snapshot
+        if snapshot.connected != self.connected:
+            self.connected = snapshot.connected
+            if snapshot.connected:
+                self.notify("scheduler reachable again", timeout=3)
+            else:
+                self.notify(f"scheduler lost: {snapshot.error or 'no answer'}", severity="error")
+        if self._requested is not None and (
+            snapshot.requested_jobs == self._requested or self._snapshot_epoch > self._requested_epoch
+        ):
+            self._requested = None
+        self.history.add(snapshot)
+        for notice in snapshot.notices:
+            self.notify(notice, severity="warning", timeout=8)
+        try:
+            main = self.main
+        except LookupError:
+            return
+        with self.batch_update():
+            main.show_snapshot(snapshot, self.history, self._requested)
+
+    # ---- controller calls, one at a time, in order, off the UI thread ----------------------
+
+    @work(thread=True, group="control", exit_on_error=False, name="control")
+    def _control_loop(self) -> None:
+        while True:
+            item = self._control.get()
+            if item is None:
+                return
+            action, call = item
+            try:
+                text = call()
+            except Exception as exc:
+                self.post_message(ActionFailed(action, str(exc) or type(exc).__name__))
+            else:
+                self.post_message(ActionDone(action, text))
+
+    def _submit(self, action: str, call: Callable[[], str]) -> None:
+        if self.controller is None:
+            self.notify("No cluster controller: this console only shows data.", severity="warning")
+            return
+        self._control.put((action, call))
+
+    def on_action_done(self, message: ActionDone) -> None:
+        self._requested_epoch = self._poll_epoch
+        if message.text:
+            self.notify(message.text, timeout=3)
+        self.poll_now()
+
+    def on_action_failed(self, message: ActionFailed) -> None:
+        self._requested = None
+        self.notify(f"{message.action} failed: {message.text}", severity="error", timeout=8)
+        self.poll_now()
+        self._show_requested()
+
+    # ---- intents ----------------------------------------------------------------------------
+
+    @property
+    def requested_jobs(self) -> int:
+        if self._requested is not None:
+            return self._requested
+        if self.controller is not None:
+            try:
+                return int(self.controller.requested_jobs)
+            except Exception:
+                pass
+        return self.snapshot.requested_jobs if self.snapshot else 0
+
+    @property
+    def adaptive(self) -> tuple[int, int] | None:
+        if self.controller is not None:
+            try:
+                return self.controller.adaptive
+            except Exception:
+                pass
+        return self.snapshot.adaptive if self.snapshot else None
+
+    def _show_requested(self) -> None:
+        try:
+            self.main.show_requested(self._requested)
+        except LookupError:
+            pass
+
+    def request_scale(self, jobs: int) -> None:
+        """Ask for ``jobs`` jobs now; the status bar shows the request at once."""
+        if jobs < 0:
+            self.notify("Already at 0 jobs.", severity="warning")
+            return
+        current = self.requested_jobs
+        adaptive = self.adaptive
+        self._requested = jobs
+        self._requested_epoch = 1 << 60  # until the call returns
+        self._show_requested()
+        note = " (adaptive scaling turned off)" if adaptive else ""
+        self.notify(f"Scaling {current} → {jobs} job{'s' if jobs != 1 else ''}{note}", timeout=3)
+        controller = self.controller
+
+        def call() -> str:
+            if adaptive:
+                controller.stop_adapt()
+            controller.scale(jobs)
+            return ""
+
+        self._submit("scale", call)
+
+    def _confirm_zero(self, jobs: int) -> None:
+        from naist_dask_tui.screens.confirm import ConfirmScreen
+
+        if jobs == 0 and self.requested_jobs > 0:
+            question = (
+                f"Scale to 0 jobs? All {self.requested_jobs} job(s) are deleted and the data "
+                "their workers hold is lost."
+            )
+
+            def answered(yes: bool | None) -> None:
+                if yes:
+                    self.request_scale(0)
+                else:
+                    self.notify("Nothing changed.", timeout=2)
+
+            self.push_screen(ConfirmScreen(question, yes="Scale to 0"), answered)
+        else:
+            self.request_scale(jobs)
+
+    def action_scale_up(self) -> None:
+        self.request_scale(self.requested_jobs + 1)
+
+    def action_scale_down(self) -> None:
+        current = self.requested_jobs
+        if current <= 0:
+            self.notify("Already at 0 jobs.", severity="warning", timeout=2)
+            return
+        self._confirm_zero(current - 1)
+
+    def action_scale_to(self) -> None:
+        from naist_dask_tui.screens.scale_dialog import ScaleDialog
+
+        def answered(jobs: int | None) -> None:
+            if jobs is not None:
+                self._confirm_zero(jobs)
+
+        self.push_screen(ScaleDialog(self.requested_jobs), answered)
+
+    def action_toggle_adaptive(self) -> None:
+        from naist_dask_tui.screens.scale_dialog import AdaptDialog
+
+        adaptive = self.adaptive
+        if adaptive:
+            self.notify(f"Adaptive scaling off; keeping {self.requested_jobs} job(s).", timeout=3)
+            self._submit("adaptive off", lambda: self.controller.stop_adapt() or "")
+            return
+
+        def answered(bounds: tuple[int, int] | None) -> None:
+            if bounds is None:
+                return
+            lo, hi = bounds
+            self.notify(f"Adaptive scaling on: {lo}-{hi} jobs", timeout=3)
+            self._submit("adaptive", lambda: self.controller.adapt(minimum=lo, maximum=hi) or "")
+
+        current = self.requested_jobs
+        self.push_screen(AdaptDialog(min(current, 1), max(current, 4)), answered)
+
+    def retire(self, target: str, label: str) -> None:
+        self.notify(f"Retiring {label}: moving its data, then deleting it…", timeout=4)
+        controller = self.controller
+
+        def call() -> str:
+            controller.retire_job(target)
+            return ""
+
+        self._submit(f"retire {label}", call)
+
+    def show_job_log(self, job: JobRow) -> None:
+        from naist_dask_tui.screens.log_tail import LogTailScreen
+
+        self.push_screen(LogTailScreen(f"job {job.job_id or job.name}", job.log_path))
+
+    def action_help(self) -> None:
+        from naist_dask_tui.screens.help import HelpScreen
+        from naist_dask_tui.screens.main import MainScreen
+        from naist_dask_tui.widgets.row_table import RowTable
+
+        self.push_screen(
+            HelpScreen(
+                [
+                    ("Cluster", [b for b in MainScreen.BINDINGS if not isinstance(b, tuple)]),
+                    ("Tables (workers, spill, jobs)", list(RowTable.BINDINGS)),  # type: ignore[arg-type]
+                    ("Anywhere", list(self.BINDINGS)),  # type: ignore[arg-type]
+                ]
+            )
+        )
+
+    # ---- quitting ---------------------------------------------------------------------------
+
+    def jobs_alive(self) -> int:
+        if getattr(self.controller, "backend", None) == "attach" or (
+            self.controller is None and self.snapshot and self.snapshot.backend == "attach"
+        ):
+            return 0
+        alive = sum(1 for j in self.snapshot.jobs if j.state in ALIVE_STATES) if self.snapshot else 0
+        return max(alive, self.requested_jobs)
+
+    def action_request_quit(self, force_on_repeat: bool = False) -> None:
+        from naist_dask_tui.screens.confirm import ConfirmScreen
+
+        if isinstance(self.screen, ConfirmScreen) and self.screen.id == "quit-confirm":
+            if force_on_repeat:
+                self.exit(0)
+            return
+        alive = self.jobs_alive()
+        if not alive:
+            self.exit(0)
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.exit(0)
+
+        what = "SGE job" if getattr(self.controller, "backend", "sge") == "sge" else "job"
+        self.push_screen(
+            ConfirmScreen(
+                f"Quit? {alive} {what}{'s' if alive != 1 else ''} will be deleted with their workers "
+                "and data.",
+                yes="Quit",
+                id="quit-confirm",
+            ),
+            answered,
+        )
+
+    # ---- command palette --------------------------------------------------------------------
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        from naist_dask_tui.screens.main import MainScreen
+
+        if not isinstance(screen, MainScreen):
+            return
+        yield SystemCommand("Scale: one job more (+)", "Submit one more SGE job", self.action_scale_up)
+        yield SystemCommand("Scale: one job less (-)", "Retire and delete one job", self.action_scale_down)
+        yield SystemCommand("Scale to an exact number of jobs (s)", "Type a job count", self.action_scale_to)
+        yield SystemCommand("Adaptive scaling on/off (a)", "Let dask choose between min and max jobs", self.action_toggle_adaptive)
+        yield SystemCommand("Retire the selected worker's job (r)", "Move its data away, then delete it", screen.action_retire)
+        yield SystemCommand("Filter workers (/)", "Show only matching workers", screen.action_filter)
+        yield SystemCommand("Show the selected job's SGE output (l)", "Follow the worker log live", screen.action_job_log)
+        yield SystemCommand("Keys and help (?)", "Every key binding", self.action_help)
+        yield SystemCommand("Quit and delete all jobs (q)", "Close the cluster", self.action_request_quit)
+
+
+def make_app(settings: Any, controller: Any = None, monitor: Any = None, **options: Any) -> ConsoleApp:
+    """The one factory for the CLI and the tests.
+
+    ``controller`` (a started ``ClusterController``) and ``monitor`` (anything with ``poll() ->
+    ConsoleSnapshot``) are injected; with a controller and no monitor a ``Monitor`` is built.
+    ``options``: ``user``/``login_host`` (for the ``ssh -L`` hint), ``poll`` (False: no poll loop,
+    feed ``app.apply_snapshot``), ``handle_signals`` (True in the CLI).
+    """
+    return ConsoleApp(settings, controller, monitor, **options)

@@ -1,0 +1,49 @@
+"""The `?` help screen: every key, from the bindings themselves (so it cannot go stale)."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.markup import escape
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+INTRO = """\
+[b]naist-dask-tui[/b]: your Dask cluster on SGE, from this terminal.
+Jobs are SGE jobs; each runs dask workers. Scaling down retires workers (their data moves)
+before the job is deleted. Quitting (q, Ctrl+C, or a dropped SSH session) deletes every job.
+"""
+
+
+def _key_display(binding: Binding) -> str:
+    names = {"plus": "+", "minus": "-", "slash": "/", "question_mark": "?", "escape": "Esc"}
+    keys = binding.key_display or ", ".join(names.get(k, k) for k in binding.key.split(","))
+    return keys
+
+
+def help_markup(sections: list[tuple[str, list[Binding]]]) -> str:
+    lines = [INTRO]
+    for title, bindings in sections:
+        lines.append(f"[b $accent]{escape(title)}[/]")
+        for b in bindings:
+            if b.description:
+                lines.append(f"  [b]{escape(_key_display(b)):>12}[/b]  {escape(b.description)}")
+        lines.append("")
+    lines.append("Ctrl+P opens the command palette with the same actions.  Esc or ? closes this.")
+    return "\n".join(lines)
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS = [Binding("escape,question_mark,q", "close", "Close", id="help.close")]
+
+    def __init__(self, sections: list[tuple[str, list[Binding]]]) -> None:
+        super().__init__(classes="dialog-screen")
+        self.sections = sections
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(classes="dialog help"):
+            yield Static(help_markup(self.sections), id="help-text")
+
+    def action_close(self) -> None:
+        self.dismiss(None)

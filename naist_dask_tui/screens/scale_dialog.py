@@ -1,0 +1,132 @@
+"""Dialogs that ask for numbers: an exact job count, adaptive min/max.
+
+They validate before anything is sent: a bad entry shows a message in the dialog and the
+dialog stays open.
+"""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, Static
+
+
+def parse_job_count(text: str, *, field: str = "job count") -> int:
+    """A non-negative whole number, or ValueError with a sentence for the user."""
+    text = text.strip()
+    if not text:
+        raise ValueError(f"Type a {field}: a whole number such as 4.")
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a whole number: type a {field} such as 4.") from None
+    if value < 0:
+        raise ValueError(f"The {field} cannot be negative (0 deletes every job).")
+    return value
+
+
+class ScaleDialog(ModalScreen[int | None]):
+    """Type an exact number of jobs."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel", id="scale.cancel")]
+
+    def __init__(self, current: int) -> None:
+        super().__init__(classes="dialog-screen")
+        self.current = current
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(f"Scale to how many jobs? (now {self.current})")
+            yield Input(str(self.current), placeholder="number of jobs", id="jobs")
+            yield Static("", id="error", classes="error")
+            with Horizontal(classes="buttons"):
+                yield Button("Scale (enter)", variant="primary", id="ok")
+                yield Button("Cancel (esc)", id="cancel")
+
+    def on_mount(self) -> None:
+        self.query_one(Input).focus()
+
+    def _submit(self) -> None:
+        error = self.query_one("#error", Static)
+        try:
+            value = parse_job_count(self.query_one("#jobs", Input).value)
+        except ValueError as exc:
+            error.update(str(exc))
+            error.display = True
+            return
+        self.dismiss(value)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self._submit()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        if event.button.id == "ok":
+            self._submit()
+        else:
+            self.dismiss(None)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class AdaptDialog(ModalScreen[tuple[int, int] | None]):
+    """Adaptive scaling bounds, in jobs."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel", id="adapt.cancel")]
+
+    def __init__(self, minimum: int, maximum: int) -> None:
+        super().__init__(classes="dialog-screen")
+        self.minimum = minimum
+        self.maximum = maximum
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label("Adaptive scaling: keep between min and max jobs")
+            with Horizontal(classes="fields"):
+                yield Label("min", classes="field-label")
+                yield Input(str(self.minimum), id="min")
+                yield Label("max", classes="field-label")
+                yield Input(str(self.maximum), id="max")
+            yield Static("", id="error", classes="error")
+            with Horizontal(classes="buttons"):
+                yield Button("Start (enter)", variant="primary", id="ok")
+                yield Button("Cancel (esc)", id="cancel")
+
+    def on_mount(self) -> None:
+        self.query_one("#min", Input).focus()
+
+    def _submit(self) -> None:
+        error = self.query_one("#error", Static)
+        try:
+            lo = parse_job_count(self.query_one("#min", Input).value, field="minimum")
+            hi = parse_job_count(self.query_one("#max", Input).value, field="maximum")
+            if hi < lo:
+                raise ValueError(f"The maximum ({hi}) must be at least the minimum ({lo}).")
+            if hi == 0:
+                raise ValueError("The maximum must be at least 1 job.")
+        except ValueError as exc:
+            error.update(str(exc))
+            error.display = True
+            return
+        self.dismiss((lo, hi))
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        if event.input.id == "min":
+            self.query_one("#max", Input).focus()
+        else:
+            self._submit()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        if event.button.id == "ok":
+            self._submit()
+        else:
+            self.dismiss(None)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,75 @@
+"""The SGE jobs table: the console's jobs, their state, why they wait, and their workers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+from naist_dask_tui.core.snapshot import JobRow, JobState
+from naist_dask_tui.formatting import fmt_duration, natural_key
+from naist_dask_tui.widgets.row_table import Column, RowTable
+
+
+@dataclass(frozen=True, slots=True)
+class JobView:
+    """A job plus what the table shows that is not in the record (time in state, worker names)."""
+
+    job: JobRow
+    age: int | None  # whole seconds in the current state, from the snapshot's clock
+    worker_names: str
+
+
+def job_views(jobs: Iterable[JobRow], now: float, names: dict[str, str]) -> list[JobView]:
+    views = []
+    for job in jobs:
+        age = None if job.since is None else max(0, int(now - job.since))
+        worker_names = ",".join(names.get(a, a) for a in job.workers)
+        views.append(JobView(job, age, worker_names))
+    return views
+
+
+_STATE_ORDER = {s: i for i, s in enumerate(JobState)}
+
+
+def _workers_count(v: JobView) -> str:
+    return f"{len(v.job.workers)}/{v.job.expected_workers}"
+
+
+JOB_COLUMNS: list[Column[JobView]] = [
+    Column("name", "Name", 10, lambda v: v.job.name, lambda v: natural_key(v.job.name), flex=True, max_width=16),
+    Column("job_id", "Job id", 8, lambda v: v.job.job_id or "-", lambda v: natural_key(v.job.job_id or "")),
+    Column(
+        "state", "State", 10, lambda v: v.job.state.value, lambda v: _STATE_ORDER[v.job.state],
+        style=lambda v: f"jobs--{v.job.state.value}",
+    ),
+    Column("raw", "SGE", 4, lambda v: v.job.raw_state or "-", lambda v: v.job.raw_state, priority=6),
+    Column("queue", "Queue", 12, lambda v: v.job.queue or "-", lambda v: v.job.queue or "", priority=3),
+    Column("host", "Host", 10, lambda v: v.job.host or "-", lambda v: v.job.host or "", priority=2),
+    Column("slots", "Slots", 5, lambda v: str(v.job.slots or "-"), lambda v: v.job.slots, align="right", priority=4),
+    Column("age", "In state", 8, lambda v: fmt_duration(v.age), lambda v: v.age, align="right", priority=1),
+    Column("workers", "Wkrs", 5, _workers_count, lambda v: len(v.job.workers), align="right", priority=1),
+    Column("worker_names", "Workers", 12, lambda v: v.worker_names or "-", lambda v: v.worker_names,
+           priority=5, flex=True, max_width=24),
+    Column("reason", "Why pending / error", 20, lambda v: v.job.reason or "", lambda v: v.job.reason,
+           priority=2, flex=True, max_width=120),
+]
+
+
+class JobsTable(RowTable[JobView]):
+    COMPONENT_CLASSES = RowTable.COMPONENT_CLASSES | {f"jobs--{s.value}" for s in JobState}
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(
+            JOB_COLUMNS,
+            key_of=lambda v: v.job.name,
+            search_text=lambda v: f"{v.job.name} {v.job.job_id or ''} {v.job.state.value} {v.job.host or ''}",
+            sort_column="name",
+            empty_text="no jobs: press + to submit one, s to ask for a number",
+            id=id,
+            classes=classes,
+        )
+
+    @property
+    def cursor_job(self) -> JobRow | None:
+        view = self.cursor_row
+        return None if view is None else view.job

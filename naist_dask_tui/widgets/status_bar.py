@@ -1,0 +1,86 @@
+"""The status bar: backend, scheduler, jobs, workers, memory, connection, dashboard."""
+
+from __future__ import annotations
+
+from textual.content import Content
+from textual.markup import escape
+from textual.widgets import Static
+
+from naist_dask_tui.core.snapshot import ConsoleSnapshot
+from naist_dask_tui.formatting import fmt_bytes, ssh_tunnel_hint
+
+NBSP = "\u00a0"
+
+
+def _piece(markup: str) -> str:
+    # Keep each piece on one line when the bar wraps at 80 columns.
+    return markup.replace(" ", NBSP)
+
+
+def status_markup(
+    snapshot: ConsoleSnapshot | None,
+    *,
+    requested: int | None,
+    user: str,
+    login_host: str,
+    retry_in: float | None = None,
+) -> str:
+    if snapshot is None:
+        return "[b]starting[/b]  waiting for the first poll…"
+    s = snapshot
+    pieces = [f"[b]{escape(s.backend.upper())}[/b] {escape(s.scheduler_address or '-')}"]
+    if s.connected:
+        pieces.append("[$success]●[/] connected")
+    else:
+        pieces.append("[$error b]● LOST[/]")
+    req = s.requested_jobs if requested is None else requested
+    jobs = f"jobs {req} req · {s.jobs_running} run · {s.jobs_pending} pend"
+    if s.adaptive:
+        jobs += f" · adaptive {s.adaptive[0]}-{s.adaptive[1]}"
+    pieces.append(jobs)
+    c = s.cluster
+    if c is not None:
+        pieces.append(f"workers {c.n_workers} · threads {c.nthreads}")
+        pieces.append(f"mem {fmt_bytes(c.memory)}/{fmt_bytes(c.memory_limit)}")
+    lines = ["  ".join(_piece(p) for p in pieces)]
+    if not s.connected:
+        why = escape(s.error or "scheduler unreachable")
+        retry = f"; retrying every {retry_in:g}s" if retry_in else "; retrying"
+        lines.append(f"[$error]scheduler lost: {why}{retry}[/]")
+    if s.dashboard_link:
+        hint = ssh_tunnel_hint(s.dashboard_link, user, login_host)
+        lines.append(
+            _piece(f"dashboard [u]{escape(s.dashboard_link)}[/u]")
+            + "  "
+            + _piece(f"laptop: [b]{escape(hint or '')}[/b]")
+        )
+    return "\n".join(lines)
+
+
+class StatusBar(Static):
+    """Shows one ``ConsoleSnapshot`` (plus the job count just requested, before the poll sees it)."""
+
+    def __init__(self, *, user: str = "user", login_host: str = "login", id: str | None = None) -> None:
+        super().__init__(status_markup(None, requested=None, user=user, login_host=login_host), id=id)
+        self.user = user
+        self.login_host = login_host
+        self.snapshot: ConsoleSnapshot | None = None
+        self.requested: int | None = None
+        self.retry_in: float | None = None
+        self._markup = ""
+
+    def show(self, snapshot: ConsoleSnapshot | None = None, requested: int | None = None) -> None:
+        if snapshot is not None:
+            self.snapshot = snapshot
+        self.requested = requested
+        markup = status_markup(
+            self.snapshot,
+            requested=requested,
+            user=self.user,
+            login_host=self.login_host,
+            retry_in=self.retry_in,
+        )
+        if markup != self._markup:  # an unchanged bar costs nothing
+            self._markup = markup
+            self.set_class(self.snapshot is not None and not self.snapshot.connected, "-lost")
+            self.update(Content.from_markup(markup))
