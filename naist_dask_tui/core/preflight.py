@@ -243,6 +243,25 @@ def _memory_check(settings: Settings) -> Check:
                  field="memory")
 
 
+def _attach_check(settings: Settings, timeout: float = 5.0) -> Check:
+    """Does anything listen at the scheduler address? (A TCP connect; no dask handshake.)"""
+    import socket
+
+    from distributed.comm import parse_address
+    from distributed.comm.addressing import parse_host_port
+
+    address = settings.attach or ""
+    try:
+        host, port = parse_host_port(parse_address(address)[1])
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            pass
+    except (OSError, ValueError) as e:
+        reason = getattr(e, "strerror", None) or str(e) or type(e).__name__
+        return Check("attach", False, f"scheduler {address} does not answer ({reason}); "
+                     "is it running? check the address given to --attach", field="attach")
+    return Check("attach", True, f"scheduler {address} answers; nothing will be submitted", field="attach")
+
+
 def run_checks(
     settings: Settings,
     which: Callable[[str], str | None] = shutil.which,
@@ -261,7 +280,7 @@ def run_checks(
         sge = backend == "sge"
     checks: list[Check] = []
     if backend == "attach":
-        checks.append(Check("attach", True, f"attaching to {settings.attach}: nothing is submitted"))
+        checks.append(_attach_check(settings))
         return checks
     if sge:
         checks.extend(_sge_commands(which))

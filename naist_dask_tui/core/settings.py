@@ -193,7 +193,7 @@ class Settings:
                     f"{format_bytes(total_memory).replace(' ', '')} shared by {max(jobs, 1)})"
                 )
         if not changes:
-            return dataclasses.replace(self, notes=self.notes)
+            return self
         sources = dict(self.sources)
         origins = dict(self.origins)
         for name in changes:
@@ -761,7 +761,7 @@ def _check_together(s: Settings) -> None:
 def validate(settings: Settings) -> Settings:
     """Check a Settings built by hand (not through load_settings) the same way."""
     for f in _FIELDS:
-        convert(f.name, getattr(settings, f.name) if not isinstance(getattr(settings, f.name), tuple)
-                else list(getattr(settings, f.name)), settings.origin_of(f.name))
+        value = getattr(settings, f.name)
+        convert(f.name, list(value) if isinstance(value, tuple) else value, settings.origin_of(f.name))
     _check_together(settings)
     return settings

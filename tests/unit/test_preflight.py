@@ -77,9 +77,17 @@ def test_memory_that_does_not_parse():
     assert check.failed and "e.g. 250GB" in check.detail
 
 
-def test_attach_checks_nothing_to_submit():
-    checks = run_checks(Settings(attach="tcp://h:8786"))
-    assert [c.name for c in checks] == ["attach"] and checks[0].ok
+def test_attach_checks_only_that_the_scheduler_answers():
+    import socket
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        checks = run_checks(Settings(attach=f"tcp://127.0.0.1:{port}"))
+        assert [c.name for c in checks] == ["attach"] and checks[0].ok
+    closed = run_checks(Settings(attach=f"tcp://127.0.0.1:{port}"))[0]
+    assert closed.failed and "does not answer" in closed.detail and "--attach" in closed.detail
 
 
 @pytest.mark.skipif(not shutil.which("qsub"), reason="qsub not installed: no SGE on this host")

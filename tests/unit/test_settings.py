@@ -18,6 +18,7 @@ from naist_dask_tui.core.settings import (
     dask_config_layer,
     jobqueue_shipped_defaults,
     load_settings,
+    validate,
 )
 
 
@@ -363,6 +364,14 @@ def test_resolved_for_local_sizes_only_profile_values(home):
 
     one_cpu = Settings().resolved_for_local(cpu_count=1, total_memory=2**30)
     assert one_cpu.cores == 1
+
+
+def test_validate_checks_a_hand_built_settings():
+    assert validate(Settings()) == Settings()
+    with pytest.raises(SettingsError, match="^memory: '1XB' is not a size"):
+        validate(Settings(memory="1XB"))
+    with pytest.raises(SettingsError, match="^processes: cores 6 cannot be split evenly into 4"):
+        validate(Settings(cores=6, processes=4))
 
 
 def test_describe_lists_every_field_with_its_origin(home):
