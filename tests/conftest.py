@@ -1,0 +1,17 @@
+"""Shared test setup: every test gets its own XDG directories (no history, logs or config of
+the person running the tests leak in, and none are written to their home)."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _isolated_xdg(tmp_path_factory, monkeypatch):
+    base = tmp_path_factory.mktemp("xdg")
+    for var in ("XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME"):
+        d = base / var.lower()
+        d.mkdir()
+        monkeypatch.setenv(var, str(d))
+    for var in [v for v in __import__("os").environ if v.startswith("NAIST_DASK_TUI_") and v != "NAIST_DASK_TUI_REQUIRE_SGE"]:
+        monkeypatch.delenv(var)
