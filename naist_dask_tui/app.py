@@ -77,6 +77,22 @@ def _compute_pane(controller: Any) -> Widget | None:
         return None
 
 
+def _start_resource_tracker() -> None:
+    """Start multiprocessing's resource tracker now, while ``sys.stderr`` is a real file.
+
+    A LocalCluster spawns nanny processes; the first spawn starts the tracker and passes it
+    ``sys.stderr.fileno()``. Inside a running Textual app stderr is a capture object whose
+    fileno is -1, so that first spawn fails ("bad value(s) in fds_to_keep") and the new
+    worker never starts. With the tracker already running nothing asks for stderr's fd.
+    """
+    try:
+        from multiprocessing import resource_tracker
+
+        resource_tracker.ensure_running()
+    except Exception:
+        pass
+
+
 ALIVE_STATES = {
     JobState.SUBMITTING,
     JobState.PENDING,
@@ -116,6 +132,8 @@ class ConsoleApp(App[int]):
 
             monitor = Monitor(controller)
         self.monitor = monitor
+        if getattr(controller, "backend", None) == "local":
+            _start_resource_tracker()
         self.refresh_interval = float(getattr(settings, "refresh_interval", 1.0) or 1.0)
         self.user = user or _user()
         self.login_host = login_host or _login_host()
@@ -134,6 +152,8 @@ class ConsoleApp(App[int]):
         self._handle_signals = handle_signals
         self._signals_installed: list[int] = []
         self.exit_reason: str | None = None
+        self._seen_notices: dict[str, None] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     # ---- screens --------------------------------------------------------------------------
 
@@ -154,6 +174,7 @@ class ConsoleApp(App[int]):
         raise LookupError("main screen not mounted")
 
     def on_mount(self) -> None:
+        self._loop = asyncio.get_running_loop()
         if self._handle_signals:
             self._install_signal_handlers()
         if self.controller is not None:
@@ -166,6 +187,21 @@ class ConsoleApp(App[int]):
         loop = asyncio.get_running_loop()
         for sig in self._signals_installed:
             loop.remove_signal_handler(sig)
+            # Until the console's finally has deleted the jobs, a second SIGHUP (the terminal
+            # going away) or SIGTERM must not kill the process halfway through the cleanup.
+            if sig != signal.SIGINT:
+                signal.signal(sig, signal.SIG_IGN)
+        self._signals_installed.clear()
+
+    def exit_threadsafe(self, return_code: int = 0, reason: str | None = None) -> bool:
+        """Ask the app to exit from a signal handler or another thread; False if not running."""
+        loop = self._loop
+        if loop is None or loop.is_closed() or not self.is_running:
+            return False
+        if reason:
+            self.exit_reason = reason
+        loop.call_soon_threadsafe(self.exit, return_code)
+        return True
 
     # ---- signals: an SSH drop (SIGHUP) or a kill (SIGTERM) ends the app, the finally cleans up
 
@@ -255,7 +291,12 @@ class ConsoleApp(App[int]):
             self._requested = None
         self.history.add(snapshot)
         for notice in snapshot.notices:
-            self.notify(notice, severity="warning", timeout=8)
+            # The monitor repeats the controller's recent notices every poll: show each once.
+            if notice not in self._seen_notices:
+                self._seen_notices[notice] = None
+                if len(self._seen_notices) > 500:
+                    self._seen_notices.pop(next(iter(self._seen_notices)))
+                self.notify(notice, severity="warning", timeout=8)
         try:
             main = self.main
         except LookupError:

@@ -1,0 +1,120 @@
+"""Pilot tests of the real app against a real LocalCluster through the real controller."""
+
+from __future__ import annotations
+
+import pytest
+
+from naist_dask_tui.app import make_app
+from naist_dask_tui.screens.confirm import ConfirmScreen
+from naist_dask_tui.screens.scale_dialog import ScaleDialog
+from naist_dask_tui.widgets.workers_table import WorkersTable
+
+from .conftest import run_in_thread, wait_for, wait_polls
+
+pytestmark = pytest.mark.slow
+
+
+def table(app) -> WorkersTable:
+    return app.main.workers_table
+
+
+async def test_plus_adds_a_worker_row(local_controller):
+    app = make_app(local_controller.settings, local_controller, user="u", login_host="h")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: table(app).total_count == 1, what="the first worker")
+        before = set(table(app).keys)
+        await pilot.press("plus")
+        # Immediate feedback: the request shows before any worker arrives.
+        await pilot.pause(0.05)
+        assert "jobs 2 req" in app.main.status._markup.replace("\u00a0", " ")
+        await wait_for(pilot, lambda: table(app).total_count == 2, what="the new worker row")
+        new = set(table(app).keys) - before
+        assert len(new) == 1
+        assert local_controller.requested_jobs == 2
+
+
+async def test_sort_and_filter_keep_rows_and_cursor(local_controller):
+    local_controller.scale(3)
+    app = make_app(local_controller.settings, local_controller)
+    async with app.run_test(size=(120, 40)) as pilot:
+        t = table(app)
+        await wait_for(pilot, lambda: t.total_count == 3, what="3 workers")
+        names = [t.get_row(k).name for k in t.keys]
+        assert names == sorted(names)
+        # o cycles the sort column: name -> host; O reverses.
+        await pilot.press("o")
+        assert t.sort_column == "host"
+        await pilot.press("O")
+        assert t.sort_reverse
+        t.sort_by("name", reverse=True)
+        await pilot.pause()
+        assert [t.get_row(k).name for k in t.keys] == sorted(names, reverse=True)
+        # The cursor follows its row across refreshes.
+        await pilot.press("down")
+        selected = t.cursor_key
+        await wait_polls(pilot, app, 2)
+        assert t.cursor_key == selected
+        # / filters by name, host, job or address.
+        target = t.get_row(t.keys[0]).name
+        await pilot.press("slash")
+        await pilot.press(*target)
+        await pilot.press("enter")
+        assert t.row_count == 1 and t.get_row(t.keys[0]).name == target
+        assert "1 of 3" in app.main.workers_panel.border_subtitle
+        await wait_polls(pilot, app, 1)
+        assert t.row_count == 1
+        await pilot.press("escape")
+        assert t.row_count == 3
+
+
+async def test_scale_to_zero_asks_first_and_bad_counts_send_nothing(local_controller):
+    app = make_app(local_controller.settings, local_controller)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: table(app).total_count == 1, what="the first worker")
+        await pilot.press("s")
+        assert isinstance(app.screen, ScaleDialog)
+        await pilot.press("ctrl+a", "ctrl+k", "a", "b", "c", "enter")
+        assert isinstance(app.screen, ScaleDialog)
+        assert "not a whole number" in str(app.screen.query_one("#error").render())
+        await pilot.press("ctrl+a", "ctrl+k", "minus", "2", "enter")
+        assert "negative" in str(app.screen.query_one("#error").render())
+        await pilot.press("ctrl+a", "ctrl+k", "0", "enter")
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("n")
+        assert not isinstance(app.screen, ConfirmScreen)
+        await wait_polls(pilot, app, 2)
+        assert local_controller.requested_jobs == 1
+        assert table(app).total_count == 1
+        # "-" from one job is a scale to zero too: confirm it this time.
+        await pilot.press("minus")
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("y")
+        await wait_for(pilot, lambda: local_controller.requested_jobs == 0, what="scale to 0")
+        await wait_for(pilot, lambda: table(app).total_count == 0, what="the row to go")
+
+
+async def test_lost_scheduler_is_shown_and_polling_goes_on(local_controller):
+    app = make_app(local_controller.settings, local_controller)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: table(app).total_count == 1, what="the first worker")
+        assert app.connected
+        await run_in_thread(local_controller.client.sync, local_controller.cluster.scheduler.close)
+        await wait_for(pilot, lambda: not app.connected, timeout=60, what="the lost state")
+        assert "LOST" in app.main.status._markup
+        assert app.main.status.has_class("-lost")
+        polls = app.polls
+        await wait_for(pilot, lambda: app.polls > polls + 1, timeout=60, what="retries")
+        assert not app.connected
+
+
+async def test_quit_with_jobs_asks_then_exits(local_controller):
+    app = make_app(local_controller.settings, local_controller)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.snapshot is not None, what="a poll")
+        await pilot.press("q")
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("n")
+        assert app.is_running
+        await pilot.press("q", "y")
+        await pilot.pause()
+    assert app.return_code == 0
