@@ -17,6 +17,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+import psutil
+
 from naist_dask_tui.core.jobnames import parse_console_job_name, short_hostname
 from naist_dask_tui.core.snapshot import JobState, SgeJob
 
@@ -112,9 +114,6 @@ def parse_qstat_xml(xml_text: str) -> list[SgeJob]:
     return jobs
 
 
-_KEY_LINE = re.compile(r"^([A-Za-z_][\w ]*?)\s*(\d+)?:\s{2,}(.*)$|^([A-Za-z_][\w ]*?):\s+(.*)$")
-
-
 def parse_qstat_j(text: str) -> dict[str, str]:
     """Map job id -> why it waits (scheduling info) or why it erred (error reason)."""
     reasons: dict[str, str] = {}
@@ -196,14 +195,16 @@ class Leftover:
     dead: bool  # the submitting console is gone for sure (same host, no such process)
 
 
-def _pid_alive(pid: int) -> bool:
+def _console_alive(pid: int, submitted: float | None) -> bool:
+    """Is the console that submitted a job at ``submitted`` still process ``pid``?
+    A process that started after the job was submitted only reuses the pid."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        started = psutil.Process(pid).create_time()
+    except psutil.NoSuchProcess:
         return False
-    except PermissionError:
-        return True
-    return True
+    except psutil.Error:
+        return True  # exists but cannot be inspected: assume alive
+    return submitted is None or started <= submitted + 1.0
 
 
 def find_leftovers(jobs: list[SgeJob] | None = None, *, own_pid: int | None = None) -> list[Leftover]:
@@ -223,5 +224,6 @@ def find_leftovers(jobs: list[SgeJob] | None = None, *, own_pid: int | None = No
         host, pid = parsed
         if host == here and pid == me:
             continue
-        found.append(Leftover(job, host, pid, dead=(host == here and not _pid_alive(pid))))
+        dead = host == here and not _console_alive(pid, job.submitted or job.started)
+        found.append(Leftover(job, host, pid, dead=dead))
     return found
