@@ -379,7 +379,9 @@ def _bounded_repr(value: Any, limit: int = DEFAULT_MAX_REPR_CHARS) -> str:
     try:
         import numpy as np
 
-        if isinstance(value, np.ndarray):
+        if isinstance(value, np.generic):
+            text = str(value)  # 82.0 rather than np.float64(82.0)
+        elif isinstance(value, np.ndarray):
             with np.printoptions(threshold=1000, edgeitems=5, linewidth=100):
                 text = repr(value)
         elif isinstance(value, (list, tuple, dict, set, frozenset, deque)) and len(value) > 200:
@@ -485,6 +487,11 @@ class ComputeSession:
         self._code_thread: threading.Thread | None = None
 
     # -- info --------------------------------------------------------------------------------
+    @property
+    def run_count(self) -> int:
+        """Runs started so far (the next run is number ``run_count + 1``)."""
+        return self._number
+
     @property
     def running(self) -> bool:
         return self._running

@@ -1,0 +1,317 @@
+"""The compute console pane: a Python editor, a live progress view and an output log.
+
+``ComputePane(session)`` is self-contained: its own bindings (active while focus is inside the
+pane), its own messages (``RunStarted``, ``RunFinished`` bubble to the app), no app internals.
+Code runs in a thread worker (``ComputeSession.run`` blocks); progress is read from the
+session's cached snapshot by a timer that only runs while a computation does.
+
+Keys (chosen to reach the app through tmux and a plain xterm):
+  ctrl+r            run (ctrl+enter too, on terminals that report it: kitty, WezTerm, foot...)
+  alt+r             run and persist the result on the cluster instead of gathering it
+  escape, ctrl+c    cancel the running computation (only while one runs; otherwise escape
+                    leaves the editor and ctrl+c is the editor's copy / the app's own)
+  ctrl+up, alt+p    previous code from the history
+  ctrl+down, alt+n  next code from the history
+  f2..f6            snippets (f2: the lab's test computation)
+  ctrl+s            export this session's transcript (Markdown) to the state directory
+  ctrl+l            clear the output log
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from rich.syntax import Syntax
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.message import Message
+from textual.timer import Timer
+from textual.widgets import RichLog, Static, TextArea
+from textual.worker import Worker, WorkerState
+
+from naist_dask_tui.core.compute import RunResult, Snippet, snippets
+from naist_dask_tui.core.history_store import HistoryStore, state_dir
+from naist_dask_tui.widgets.progress_view import ProgressView
+
+if TYPE_CHECKING:
+    from naist_dask_tui.core.compute import ComputeSession
+
+PROGRESS_INTERVAL = 0.25  # s; the session polls the scheduler at the same rate
+SNIPPET_KEYS = ("f2", "f3", "f4", "f5", "f6")
+
+
+def make_editor(text: str = "") -> TextArea:
+    """A Python code editor; plain text when syntax highlighting (tree-sitter) is missing."""
+    try:
+        from textual._tree_sitter import get_language
+
+        language = "python" if get_language("python") is not None else None
+    except Exception:
+        language = None
+    try:
+        editor = TextArea.code_editor(text, language=language, id="compute-editor")
+    except Exception:  # a language Textual cannot load: edit without highlighting
+        editor = TextArea.code_editor(text, language=None, id="compute-editor")
+    return editor
+
+
+class ComputePane(Vertical):
+    """Editor + progress view + output log for one ``ComputeSession``."""
+
+    BINDINGS = [
+        Binding("ctrl+r", "run", "Run", id="compute.run"),
+        Binding("ctrl+enter", "run", "Run", show=False, id="compute.run_enter"),
+        Binding("alt+r", "run(True)", "Run+persist", id="compute.run_persist"),
+        Binding("escape", "cancel", "Cancel", priority=True, id="compute.cancel"),
+        Binding("ctrl+c", "cancel", "Cancel", show=False, priority=True, id="compute.cancel_c"),
+        Binding("ctrl+up,alt+p", "history(-1)", "Prev", id="compute.history_prev"),
+        Binding("ctrl+down,alt+n", "history(1)", "Next", id="compute.history_next"),
+        Binding("f2", "snippet(0)", "Lab test", id="compute.snippet_lab"),
+        Binding("f3", "snippet(1)", "Info", show=False, id="compute.snippet_1"),
+        Binding("f4", "snippet(2)", "Memory", show=False, id="compute.snippet_2"),
+        Binding("f5", "snippet(3)", "Persist", show=False, id="compute.snippet_3"),
+        Binding("f6", "snippet(4)", "Slow", show=False, id="compute.snippet_4"),
+        Binding("ctrl+s", "export", "Export", id="compute.export"),
+        Binding("ctrl+l", "clear_log", "Clear", show=False, id="compute.clear"),
+    ]
+
+    class RunStarted(Message):
+        """A run began (posted by the pane; bubbles to the app)."""
+
+        def __init__(self, number: int, code: str, persist: bool) -> None:
+            super().__init__()
+            self.number = number
+            self.code = code
+            self.persist = persist
+
+    class RunFinished(Message):
+        """A run ended: ok, error, refused or cancelled; bubbles to the app."""
+
+        def __init__(self, result: RunResult) -> None:
+            super().__init__()
+            self.result = result
+
+    def __init__(
+        self,
+        session: ComputeSession | None = None,
+        *,
+        history: HistoryStore | None = None,
+        name: str | None = None,
+        id: str | None = None,
+        classes: str | None = None,
+    ) -> None:
+        super().__init__(name=name, id=id, classes=classes)
+        self.session = session
+        self.history = history if history is not None else HistoryStore()
+        self.running = False
+        self._codes: list[str] = []
+        self._history_pos: int | None = None  # index into _codes while browsing
+        self._draft = ""
+        self._records: list[dict] = []  # this pane's runs, for export
+        self._progress_timer: Timer | None = None
+        self._run_started = 0.0
+
+    # -- layout ------------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        yield make_editor()
+        yield Static(self._hint(), id="compute-hint")
+        yield ProgressView(id="compute-progress")
+        yield RichLog(id="compute-log", wrap=True, markup=False, highlight=False, max_lines=5000)
+
+    def on_mount(self) -> None:
+        try:
+            self._codes = self.history.codes()
+        except Exception:
+            self._codes = []
+        editor = self.editor
+        if editor.language is None:
+            self.log_widget.write(
+                Text("Syntax highlighting is off (install textual[syntax]).", style="dim")
+            )
+
+    @property
+    def editor(self) -> TextArea:
+        return self.query_one("#compute-editor", TextArea)
+
+    @property
+    def log_widget(self) -> RichLog:
+        return self.query_one("#compute-log", RichLog)
+
+    @property
+    def progress_view(self) -> ProgressView:
+        return self.query_one("#compute-progress", ProgressView)
+
+    def _hint(self) -> str:
+        if self.running:
+            return "running…  [b]esc[/b] cancel"
+        return (
+            "[b]ctrl+r[/b] run  [b]alt+r[/b] run+persist  [b]ctrl+↑/↓[/b] history  "
+            "[b]f2[/b] lab test  [b]f3-f6[/b] snippets  [b]ctrl+s[/b] export"
+        )
+
+    def _set_running(self, running: bool) -> None:
+        self.running = running
+        self.set_class(running, "-running")
+        self.query_one("#compute-hint", Static).update(self._hint())
+        self.refresh_bindings()
+
+    # -- actions -----------------------------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "cancel":
+            return self.running  # otherwise escape / ctrl+c keep their usual meaning
+        if action == "run":
+            return True if not self.running else None
+        return True
+
+    def action_run(self, persist: bool = False) -> None:
+        if self.running:
+            return
+        code = self.editor.text
+        if not code.strip():
+            self.notify("Nothing to run: type Python in the editor.", severity="warning")
+            return
+        if self.session is None:
+            self.log_widget.write(Text("No cluster connected yet: start or attach one first.", style="bold red"))
+            return
+        number = self.session.run_count + 1
+        self._history_pos = None
+        if not self._codes or self._codes[-1] != code.rstrip("\n"):
+            self._codes.append(code.rstrip("\n"))
+        self._echo(number, code, persist)
+        self._set_running(True)
+        self.progress_view.status = "submitting…"
+        self.progress_view.snapshot = None
+        self._run_started = time.monotonic()
+        self._progress_timer = self.set_interval(PROGRESS_INTERVAL, self._poll_progress)
+        self.post_message(self.RunStarted(number, code, persist))
+        self._run_worker(code, persist)
+
+    @work(thread=True, exclusive=True, group="compute", exit_on_error=False)
+    def _run_worker(self, code: str, persist: bool) -> None:
+        session = self.session
+        assert session is not None
+        result = session.run(code, persist=persist)
+        try:
+            self.history.append(result)
+        except Exception:
+            pass
+        self.post_message(self.RunFinished(result))
+
+    def _poll_progress(self) -> None:
+        if self.session is None:
+            return
+        snap = self.session.progress()
+        if snap is not None:
+            self.progress_view.snapshot = snap
+        else:
+            self.progress_view.status = f"running… {time.monotonic() - self._run_started:.1f} s"
+
+    def _stop_progress_timer(self) -> None:
+        if self._progress_timer is not None:
+            self._progress_timer.stop()
+            self._progress_timer = None
+
+    def action_cancel(self) -> None:
+        if self.running and self.session is not None and self.session.cancel():
+            self.query_one("#compute-hint", Static).update("cancelling…")
+
+    def action_history(self, step: int) -> None:
+        if not self._codes:
+            return
+        if self._history_pos is None:
+            if step > 0:
+                return
+            self._draft = self.editor.text
+            pos = len(self._codes) - 1
+        else:
+            pos = self._history_pos + step
+        if pos >= len(self._codes):
+            self._history_pos = None
+            self._set_editor(self._draft)
+            return
+        pos = max(pos, 0)
+        self._history_pos = pos
+        self._set_editor(self._codes[pos])
+
+    def _snippets(self) -> list[Snippet]:
+        return self.session.snippets() if self.session is not None else snippets(full=False)
+
+    def action_snippet(self, index: int) -> None:
+        items = self._snippets()
+        if 0 <= index < len(items):
+            self._history_pos = None
+            self._set_editor(items[index].code)
+            self.editor.focus()
+            self.notify(f"{items[index].name}: {items[index].description}. ctrl+r runs it.", timeout=3)
+
+    def action_export(self) -> None:
+        if not self._records:
+            self.notify("Nothing to export yet: no run in this session.", severity="warning")
+            return
+        path = state_dir() / "exports" / time.strftime("session-%Y%m%d-%H%M%S.md")
+        try:
+            written = self.history.export(path, self._records)
+        except OSError as exc:
+            self.notify(f"Export failed: {exc}", severity="error")
+            return
+        self.log_widget.write(Text(f"Transcript exported to {written}", style="bold"))
+        self.notify(f"Exported to {written}")
+
+    def action_clear_log(self) -> None:
+        self.log_widget.clear()
+
+    def _set_editor(self, text: str) -> None:
+        # replace (not load_text) keeps ctrl+z able to bring the previous text back
+        editor = self.editor
+        editor.replace(text, (0, 0), editor.document.end)
+        editor.move_cursor(editor.document.end)
+
+    # -- results -----------------------------------------------------------------------------
+    def _echo(self, number: int, code: str, persist: bool) -> None:
+        log = self.log_widget
+        log.write(Text(f"In [{number}]" + (" (persist)" if persist else "") + ":", style="bold cyan"))
+        log.write(Syntax(code.rstrip("\n"), "python", theme="ansi_dark", background_color="default"))
+
+    def on_compute_pane_run_finished(self, message: RunFinished) -> None:
+        result = message.result
+        self._stop_progress_timer()
+        if result.progress is not None:
+            self.progress_view.snapshot = result.progress
+        elif self.session is not None:
+            self.progress_view.snapshot = self.session.progress()
+        if self.progress_view.snapshot is None:
+            self.progress_view.status = "no tasks ran on the cluster"
+        self._records.append(result.to_record())
+        self._write_result(result)
+        self._set_running(False)
+
+    def _write_result(self, r: RunResult) -> None:
+        log = self.log_widget
+        if r.stdout:
+            log.write(Text(r.stdout.rstrip("\n")))
+        if r.ok and r.value_repr:
+            log.write(Text(r.value_repr))
+        if r.error:
+            style = "yellow" if r.cancelled else "red"
+            log.write(Text(r.error.rstrip("\n"), style=style))
+        tasks = f" · {r.task_count:,} tasks" if r.task_count else ""
+        mark, style = {
+            "ok": ("✓ ok", "green"),
+            "error": ("✗ error", "bold red"),
+            "refused": ("✗ refused", "bold red"),
+            "cancelled": ("■ cancelled", "bold yellow"),
+        }[r.status]
+        extra = " · persisted on the cluster" if r.persisted else ""
+        log.write(Text(f"Out [{r.number}]: {mark} · {r.wall_time:.2f} s{tasks}{extra}", style=style))
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        # session.run never raises; this is the safety net that keeps the pane usable
+        if event.worker.group == "compute" and event.state is WorkerState.ERROR:
+            self._stop_progress_timer()
+            err = event.worker.error
+            self.log_widget.write(Text(f"Internal error while running: {type(err).__name__}: {err}", style="bold red"))
+            self._set_running(False)
