@@ -1,0 +1,165 @@
+"""ClusterController and Monitor on a real embedded LocalCluster: scaling, graceful
+scale-down, adaptive scaling without lost data, attaching, a lost scheduler, bad requests."""
+
+from __future__ import annotations
+
+import time
+
+import dask.array as da
+import numpy as np
+import pytest
+from dask.utils import key_split
+from distributed import Client, LocalCluster, wait
+
+from naist_dask_tui.core.cluster import ClusterController, ControllerError
+from naist_dask_tui.core.monitor import Monitor
+from naist_dask_tui.core.settings import load_settings
+from naist_dask_tui.core.snapshot import JobState
+
+pytestmark = pytest.mark.timeout(180)
+
+
+def wait_until(pred, timeout=60.0, interval=0.2, what="condition"):
+    end = time.time() + timeout
+    last = None
+    while time.time() < end:
+        last = pred()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what} (last {last!r})")
+
+
+def local_settings(tmp_path, **over):
+    values = dict(backend="local", jobs=0, cores=1, memory="800MB", local_directory=str(tmp_path))
+    values.update(over)
+    return load_settings(values, env={})
+
+
+def memory_transitions(client, prefix):
+    def count(dask_scheduler, prefix=prefix):
+        tp = dask_scheduler.task_prefixes.get(prefix)
+        return tp.state_counts.get("memory", 0) if tp is not None else 0
+
+    return client.run_on_scheduler(count)
+
+
+def workers(monitor) -> int:
+    snap = monitor.poll()
+    return snap.cluster.n_workers if snap.cluster else -1
+
+
+def test_start_scale_and_close(tmp_path):
+    c = ClusterController(local_settings(tmp_path, jobs=1))
+    try:
+        c.start()
+        assert c.backend == "local"
+        m = Monitor(c)
+        wait_until(lambda: workers(m) == 1, what="1 worker")
+        c.scale(3)
+        assert c.requested_jobs == 3 and m.poll().requested_jobs == 3
+        wait_until(lambda: workers(m) == 3, what="3 workers")
+        snap = m.poll()
+        assert len(snap.jobs) == 3 and {j.state for j in snap.jobs} == {JobState.RUNNING}
+        assert all(len(j.workers) == 1 for j in snap.jobs)
+        names = {w.name for w in snap.cluster.workers}
+        c.scale(1)
+        wait_until(lambda: workers(m) == 1, what="1 worker")
+        c.scale(2)
+        wait_until(lambda: workers(m) == 2, what="2 workers")
+        new = {w.name for w in m.poll().cluster.workers} - names
+        assert new, "a worker name was reused after a scale-down"
+    finally:
+        c.close()
+    assert c.cluster.status.name == "closed"
+
+
+def test_scale_down_is_graceful_no_task_recomputed(tmp_path):
+    with ClusterController(local_settings(tmp_path, jobs=2)) as c:
+        m = Monitor(c)
+        wait_until(lambda: workers(m) == 2, what="2 workers")
+        x = da.random.default_rng(1).random((1200, 1200), chunks=(100, 100))
+        x = c.client.persist(x)
+        wait(x)
+        assert len([a for a, k in c.client.has_what().items() if k]) == 2
+        prefix, n = key_split(x.name), x.npartitions
+        assert memory_transitions(c.client, prefix) == n
+        c.scale(1)
+        c.wait_idle()
+        assert workers(m) == 1
+        assert len(c.client.has_what()[m.poll().cluster.workers[0].address]) >= n
+        result = (x + 1).sum().compute()
+        assert memory_transitions(c.client, prefix) == n, "a persisted chunk was recomputed"
+        np.testing.assert_allclose(result, (x.compute() + 1).sum())
+
+
+def test_retire_one_job_by_name(tmp_path):
+    with ClusterController(local_settings(tmp_path, jobs=2)) as c:
+        m = Monitor(c)
+        wait_until(lambda: workers(m) == 2, what="2 workers")
+        victim = m.poll().jobs[0].name
+        c.retire_job(victim)
+        assert c.requested_jobs == 1
+        wait_until(lambda: workers(m) == 1, what="1 worker")
+        assert victim not in {j.name for j in m.poll().jobs}
+        with pytest.raises(ControllerError, match="no job"):
+            c.retire_job("nonsense")
+
+
+def test_adaptive_scales_up_and_down_without_losing_data(tmp_path):
+    with ClusterController(local_settings(tmp_path, jobs=0)) as c:
+        m = Monitor(c)
+        c.adapt(0, 2, interval=0.5, wait_count=2)
+        assert c.adaptive == (0, 2)
+        assert m.poll().adaptive == (0, 2)
+        # Work arrives: adaptive asks for workers.
+        futs = c.client.map(lambda i: (time.sleep(0.3), np.full(10_000, i))[1], range(40), pure=False)
+        wait_until(lambda: workers(m) >= 1, what="adaptive scale-up")
+        wait(futs)
+        prefix = key_split(futs[0].key)
+        assert memory_transitions(c.client, prefix) == 40
+        # Idle with results held: adaptive may shrink, but only by moving the data.
+        time.sleep(4)
+        values = c.client.gather(futs)
+        assert [int(v[0]) for v in values] == list(range(40))
+        assert memory_transitions(c.client, prefix) == 40, "adaptive scale-down lost data"
+        del futs, values
+        wait_until(lambda: workers(m) == 0, 60, what="adaptive scale-down to 0")
+        c.stop_adapt()
+        assert c.adaptive is None
+
+
+def test_bad_scale_requests(tmp_path):
+    with ClusterController(local_settings(tmp_path, jobs=0)) as c:
+        for bad in (-1, "3", 2.5, True):
+            with pytest.raises(ValueError, match="jobs"):
+                c.scale(bad)
+        with pytest.raises(ValueError, match="larger than maximum"):
+            c.adapt(3, 1)
+        assert c.requested_jobs == 0
+
+
+def test_attach_to_a_running_scheduler_and_lose_it(tmp_path):
+    cluster = LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=None, processes=False, protocol="tcp")
+    c = ClusterController(load_settings(dict(attach=cluster.scheduler_address), env={}))
+    try:
+        c.start()
+        assert c.backend == "attach"
+        m = Monitor(c)
+        snap = m.poll()
+        assert snap.connected and snap.cluster.n_workers == 1
+        with pytest.raises(ControllerError, match="attached"):
+            c.scale(2)
+        cluster.close()
+        lost = wait_until(lambda: (s := m.poll()) and not s.connected and s, 30, what="lost")
+        assert lost.cluster is None and "not answering" in lost.error
+    finally:
+        c.close()
+        cluster.close()
+
+
+def test_client_side_compute_uses_the_console_cluster(tmp_path):
+    # A user's bare .compute() in the console must run on the console's cluster.
+    with ClusterController(local_settings(tmp_path, jobs=1)) as c:
+        wait_until(lambda: len(c.client.scheduler_info(n_workers=-1)["workers"]) == 1)
+        assert Client.current() is c.client
