@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from naist_dask_tui import __version__
+from naist_dask_tui.core.errors import ControllerError
+from naist_dask_tui.core.sge import SgeError
 from naist_dask_tui.core.settings import BACKENDS, Settings, SettingsError, load_settings
 
 PROG = "naist-dask-tui"
@@ -132,30 +134,61 @@ def _check(settings: Settings) -> int:
     return 1 if any(check.failed for check in checks) else 0
 
 
+def _describe(item) -> str:
+    return f"job {item.job.job_id} ({item.job.name}, {item.job.state.value})"
+
+
 def _cleanup() -> int:
+    """Delete the jobs of consoles that are gone (killed with SIGKILL, a crashed node)."""
     from naist_dask_tui.core import sge
 
     try:
         leftovers = sge.find_leftovers()
-        dead = [item for item in leftovers if getattr(item, "dead", True)]
         for item in leftovers:
-            job = getattr(item, "job", item)
-            job_id = getattr(job, "job_id", job)
-            who = f"console pid {getattr(item, 'pid', '?')} on {getattr(item, 'host', '?')}"
-            if item in dead:
-                print(f"deleting job {job_id} ({getattr(job, 'name', '')}): {who} is gone")
+            if item.dead:
+                print(f"deleting {_describe(item)}: console pid {item.pid} on {item.host} is gone")
             else:
-                print(f"keeping  job {job_id} ({getattr(job, 'name', '')}): {who} may still run")
+                print(f"keeping  {_describe(item)}: console pid {item.pid} on {item.host} may still run")
+        dead = [item.job.job_id for item in leftovers if item.dead]
         if not dead:
             print("no leftover jobs of consoles that are gone")
             return 0
-        ids = [str(getattr(getattr(item, "job", item), "job_id", item)) for item in dead]
-        for line in sge.qdel(ids) or []:
+        for line in sge.qdel(dead):
             print(line)
         return 0
-    except (getattr(sge, "SgeError", RuntimeError), OSError) as e:
+    except (sge.SgeError, OSError) as e:
         print(f"{PROG}: error: cleanup failed: {e}", file=sys.stderr)
         return 1
+
+
+def _offer_cleanup(settings: Settings, interactive: bool) -> None:
+    """At start: find jobs left by a console that was killed, and offer to delete them."""
+    from naist_dask_tui.core import sge
+
+    if settings.resolved_backend() != "sge" or not sge.available():
+        return
+    try:
+        dead = [item for item in sge.find_leftovers() if item.dead]
+    except sge.SgeError as e:
+        print(f"{PROG}: warning: could not look for leftover jobs: {e}", file=sys.stderr)
+        return
+    if not dead:
+        return
+    print(f"{len(dead)} job(s) left behind by a console that is gone:", file=sys.stderr)
+    for item in dead:
+        print(f"  {_describe(item)}, submitted by pid {item.pid}", file=sys.stderr)
+    if not interactive:
+        print(f"  delete them with: {PROG} --cleanup", file=sys.stderr)
+        return
+    try:
+        answer = input("Delete them now? [Y/n] ").strip().lower()
+    except EOFError:
+        answer = "n"
+    if answer in ("", "y", "yes"):
+        for line in sge.qdel([item.job.job_id for item in dead]):
+            print(f"  {line}", file=sys.stderr)
+    else:
+        print(f"  kept; delete them later with: {PROG} --cleanup", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -178,7 +211,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("\n".join(settings.describe()))
             print(f"{'backend (resolved)':<21} {settings.resolved_backend()}")
             return 0
-        if getattr(args, "headless", False):
+        headless = getattr(args, "headless", False)
+        _offer_cleanup(settings, interactive=not headless and sys.stdin.isatty())
+        if headless:
             from naist_dask_tui.core.headless import run_headless
 
             return run_headless(settings)
@@ -188,5 +223,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2
+    except (ControllerError, SgeError) as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130

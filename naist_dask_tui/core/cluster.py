@@ -33,16 +33,13 @@ from dask_jobqueue import SGECluster
 from distributed import Client, LocalCluster
 
 from naist_dask_tui.core import sge
+from naist_dask_tui.core.errors import ControllerError
 from naist_dask_tui.core.snapshot import ClusterSnapshot, JobRow, JobState, SgeJob
 
 logger = logging.getLogger(__name__)
 
 RETIRE_TIMEOUT = 120.0  # seconds to move a leaving job's data before deleting it anyway
 GONE_KEEP = 120.0  # seconds a vanished job stays listed as "gone"
-
-
-class ControllerError(RuntimeError):
-    """Something the user asked for cannot be done; the message says why in plain words."""
 
 
 class _UniqueNames:
