@@ -26,7 +26,7 @@ from textual.worker import Worker, WorkerState
 
 import naist_dask_tui
 from naist_dask_tui.core.snapshot import ConsoleSnapshot, JobRow, JobState
-from naist_dask_tui.history import MemoryHistory
+from naist_dask_tui.history import ClusterTotals, MemoryHistory
 from naist_dask_tui.messages import ActionDone, ActionFailed, SnapshotFetched
 
 CSS_FILES = ("app.tcss", "panels.tcss", "dialogs.tcss")
@@ -289,7 +289,8 @@ class ConsoleApp(App[int]):
             snapshot.requested_jobs == self._requested or self._snapshot_epoch > self._requested_epoch
         ):
             self._requested = None
-        self.history.add(snapshot)
+        totals = ClusterTotals.of(snapshot.cluster) if snapshot.cluster is not None else None
+        self.history.add(snapshot, totals)
         for notice in snapshot.notices:
             # The monitor repeats the controller's recent notices every poll: show each once.
             if notice not in self._seen_notices:
@@ -302,7 +303,7 @@ class ConsoleApp(App[int]):
         except LookupError:
             return
         with self.batch_update():
-            main.show_snapshot(snapshot, self.history, self._requested)
+            main.show_snapshot(snapshot, self.history, self._requested, totals)
 
     # ---- controller calls, one at a time, in order, off the UI thread ----------------------
 

@@ -33,20 +33,27 @@ def fmt_percent(value: float) -> str:
 
 
 def fmt_duration(seconds: float | None) -> str:
-    """``75 -> '1m15s'``, ``4000 -> '1h06m'``; ``None -> '-'``."""
+    """``75 -> '1m15s'``, ``1500 -> '25m'``, ``4000 -> '1h06m'``; ``None -> '-'``."""
     if seconds is None:
         return "-"
     s = max(0, int(seconds))
     if s < 60:
         return f"{s}s"
     m, s = divmod(s, 60)
-    if m < 60:
+    if m < 10:
         return f"{m}m{s:02d}s"
+    if m < 60:
+        return f"{m}m"
     h, m = divmod(m, 60)
     if h < 48:
         return f"{h}h{m:02d}m"
     d, h = divmod(h, 24)
     return f"{d}d{h:02d}h"
+
+
+def duration_step(seconds: float) -> int:
+    """The resolution ``fmt_duration`` shows at this length: ages change text only this often."""
+    return 1 if seconds < 600 else 60
 
 
 _EIGHTHS = " ▏▎▍▌▋▊▉█"
@@ -86,6 +93,7 @@ def ssh_tunnel_hint(dashboard_link: str | None, user: str, login_host: str) -> s
 _DIGITS = __import__("re").compile(r"(\d+)")
 
 
+@__import__("functools").lru_cache(maxsize=16384)
 def natural_key(text: str) -> tuple:
     """Sort ``w-2`` before ``w-10``: digit runs compare as numbers."""
     return tuple(int(part) if part.isdigit() else part for part in _DIGITS.split(text))

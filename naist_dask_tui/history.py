@@ -8,7 +8,35 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
-from naist_dask_tui.core.snapshot import ConsoleSnapshot
+from naist_dask_tui.core.snapshot import ClusterSnapshot, ConsoleSnapshot
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterTotals:
+    """The cluster's sums, in one pass (``ClusterSnapshot``'s properties each walk every worker)."""
+
+    n_workers: int = 0
+    nthreads: int = 0
+    memory: int = 0
+    managed: int = 0
+    unmanaged: int = 0
+    spilled: int = 0
+    memory_limit: int = 0
+    spilling_workers: int = 0
+
+    @classmethod
+    def of(cls, cluster: ClusterSnapshot) -> ClusterTotals:
+        nthreads = memory = managed = unmanaged = spilled = limit = spilling = 0
+        for w in cluster.workers:
+            nthreads += w.nthreads
+            memory += w.memory
+            managed += w.managed
+            unmanaged += w.unmanaged
+            limit += w.memory_limit
+            if w.spilled:
+                spilled += w.spilled
+                spilling += 1
+        return cls(len(cluster.workers), nthreads, memory, managed, unmanaged, spilled, limit, spilling)
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,15 +56,14 @@ class MemoryHistory:
         # bytes/s spilled between consecutive samples (negative when spilled data is unspilled)
         self.spill_rates: deque[float] = deque(maxlen=maxlen)
 
-    def add(self, snapshot: ConsoleSnapshot) -> Sample | None:
+    def add(self, snapshot: ConsoleSnapshot, totals: ClusterTotals | None = None) -> Sample | None:
         cluster = snapshot.cluster
         if cluster is None:
             return None
         if self.samples and cluster.time <= self.samples[-1].time:
             return None  # the same snapshot twice (or a clock step): nothing new
-        sample = Sample(
-            cluster.time, cluster.managed, cluster.unmanaged, cluster.spilled, cluster.memory_limit
-        )
+        t = totals or ClusterTotals.of(cluster)
+        sample = Sample(cluster.time, t.managed, t.unmanaged, t.spilled, t.memory_limit)
         if self.samples:
             prev = self.samples[-1]
             self.spill_rates.append((sample.spilled - prev.spilled) / (sample.time - prev.time))

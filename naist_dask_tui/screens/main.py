@@ -15,7 +15,7 @@ from textual.widget import Widget
 from textual.widgets import Footer, Input, Static, Tab, Tabs
 
 from naist_dask_tui.core.snapshot import ConsoleSnapshot, JobState
-from naist_dask_tui.history import MemoryHistory
+from naist_dask_tui.history import ClusterTotals, MemoryHistory
 from naist_dask_tui.widgets.jobs_table import JobsTable, job_views
 from naist_dask_tui.widgets.memory_panel import MemoryPanel
 from naist_dask_tui.widgets.spill_panel import SpillPanel
@@ -56,6 +56,7 @@ class MainScreen(Screen[None]):
         self._compute = compute
         self.active_panel = "workers"
         self.wide = False
+        self._job_views: dict = {}
         self.ready = False  # set once mounted: snapshots that arrive earlier are shown then
 
     @property
@@ -154,14 +155,20 @@ class MainScreen(Screen[None]):
     # ---- data -----------------------------------------------------------------------------
 
     def show_snapshot(
-        self, snapshot: ConsoleSnapshot, history: MemoryHistory, requested: int | None
+        self,
+        snapshot: ConsoleSnapshot,
+        history: MemoryHistory,
+        requested: int | None,
+        totals: ClusterTotals | None = None,
     ) -> None:
         if not self.ready:
             return
         status = self.status
         status.retry_in = self.console.refresh_interval
-        status.show(snapshot, requested)
         cluster = snapshot.cluster
+        if totals is None and cluster is not None:
+            totals = ClusterTotals.of(cluster)
+        status.show(snapshot, requested, totals)
         if cluster is not None:
             retiring = frozenset(
                 a for j in snapshot.jobs if j.state is JobState.RETIRING for a in j.workers
@@ -174,9 +181,9 @@ class MainScreen(Screen[None]):
             names = {}
         self.workers_panel.set_class(not snapshot.connected, "-stale")
         self._update_subtitle()
-        self.memory_panel.show(cluster, history)
-        self.spill_panel.show(snapshot, history)
-        self.jobs_table.set_rows(job_views(snapshot.jobs, snapshot.time, names))
+        self.memory_panel.show(cluster, history, totals)
+        self.spill_panel.show(snapshot, history, totals)
+        self.jobs_table.set_rows(job_views(snapshot.jobs, snapshot.time, names, self._job_views))
 
     def show_requested(self, requested: int | None) -> None:
         if self.ready:

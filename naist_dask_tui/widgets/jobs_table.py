@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from naist_dask_tui.core.snapshot import JobRow, JobState
-from naist_dask_tui.formatting import fmt_duration, natural_key
+from naist_dask_tui.formatting import duration_step, fmt_duration, natural_key
 from naist_dask_tui.widgets.row_table import Column, RowTable
 
 
@@ -19,12 +19,36 @@ class JobView:
     worker_names: str
 
 
-def job_views(jobs: Iterable[JobRow], now: float, names: dict[str, str]) -> list[JobView]:
+def job_views(
+    jobs: Iterable[JobRow],
+    now: float,
+    names: dict[str, str],
+    cache: dict[str, JobView] | None = None,
+) -> list[JobView]:
+    """Views of ``jobs`` at ``now``; with a ``cache`` an unchanged job keeps its view object
+    (so the table neither re-renders nor re-sorts it). Ages are rounded to what is shown."""
     views = []
     for job in jobs:
-        age = None if job.since is None else max(0, int(now - job.since))
-        worker_names = ",".join(names.get(a, a) for a in job.workers)
-        views.append(JobView(job, age, worker_names))
+        if job.since is None:
+            age = None
+        else:
+            age = max(0, int(now - job.since))
+            age -= age % duration_step(age)
+        view = cache.get(job.name) if cache is not None else None
+        if view is not None and (view.job is job or view.job == job):
+            if view.age != age:
+                view = JobView(view.job, age, view.worker_names)
+                cache[job.name] = view  # type: ignore[index]
+        else:
+            worker_names = ",".join(names.get(a, a) for a in job.workers)
+            view = JobView(job, age, worker_names)
+            if cache is not None:
+                cache[job.name] = view
+        views.append(view)
+    if cache is not None and len(cache) > 2 * len(views) + 64:
+        keep = {v.job.name for v in views}
+        for name in [n for n in cache if n not in keep]:
+            del cache[name]
     return views
 
 

@@ -11,7 +11,7 @@ from textual.widgets import Static
 
 from naist_dask_tui.core.snapshot import ClusterSnapshot
 from naist_dask_tui.formatting import fmt_bytes
-from naist_dask_tui.history import MemoryHistory
+from naist_dask_tui.history import ClusterTotals, MemoryHistory
 from naist_dask_tui.widgets.spark import Spark
 
 
@@ -54,9 +54,12 @@ class MemoryPanel(Vertical):
         yield Static("used memory, last minutes:", id="memory-spark-label", classes="dim")
         yield Spark(id="memory-spark")
 
-    def show(self, cluster: ClusterSnapshot | None, history: MemoryHistory) -> None:
+    def show(
+        self, cluster: ClusterSnapshot | None, history: MemoryHistory, totals: ClusterTotals | None = None
+    ) -> None:
         if cluster is None:
             return
+        cluster = totals or ClusterTotals.of(cluster)  # type: ignore[assignment]
         limit = cluster.memory_limit
         used = cluster.managed + cluster.unmanaged
         pct = f"{100 * used / limit:.0f}% of limit" if limit else "no limit"

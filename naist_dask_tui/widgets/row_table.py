@@ -114,6 +114,8 @@ class RowTable(ScrollView, Generic[R], can_focus=True):
         self._strips: dict[Hashable, tuple[R, Strip]] = {}
         self._styles: dict[str | None, Style] = {}
         self._header: Strip | None = None
+        self._sort_cache: dict[Hashable, tuple[R, Any]] = {}
+        self._sort_col_cache: tuple[str | None, Column[R] | None] | None = None
         self.empty_text = empty_text
         # Counters for tests and the benchmark: how much work the last set_rows caused.
         self.rows_rendered = 0
@@ -168,18 +170,40 @@ class RowTable(ScrollView, Generic[R], can_focus=True):
         """Show ``records``; returns False (and does nothing) when they equal the current ones."""
         key_of = self._key_of
         new = {key_of(r): r for r in records}
-        if new == self._rows:
+        old = self._rows
+        if new == old:
             self.rows_rendered = self.lines_refreshed = 0
             return False
         before = self._visible_lines()
         cursor_key = self.cursor_key
-        keys_changed = new.keys() != self._rows.keys()
+        keys_changed = new.keys() != old.keys()
         self._rows = new
         for gone in self._strips.keys() - new.keys():
             del self._strips[gone]
-        self._reorder(cursor_key, keys_changed=keys_changed)
+        # Re-sort only when a sort value (or the filter's text) of some row changed: most
+        # refreshes change CPU and memory, not the name the table is sorted by.
+        resort = keys_changed or bool(self._filter)
+        if not resort:
+            sort_value = self._sort_value
+            for key, row in new.items():
+                prev = old[key]
+                if prev is not row and sort_value(key, prev) != sort_value(key, row):
+                    resort = True
+                    break
+        if resort:
+            self._reorder(cursor_key, keys_changed=keys_changed)
         self._refresh_changed(before)
         return True
+
+    def _sort_value(self, key: Hashable, row: R) -> Any:
+        """The row's sort value, cached by row identity (``natural_key`` is not free)."""
+        cached = self._sort_cache.get(key)
+        if cached is not None and cached[0] is row:
+            return cached[1]
+        column = self._sort_col
+        value = _sortable(column.sort(row)) if column is not None else _sortable(key)
+        self._sort_cache[key] = (row, value)
+        return value
 
     def sort_by(self, column: str | None, reverse: bool | None = None) -> None:
         if column is not None and column not in {c.key for c in self.columns}:
@@ -188,6 +212,7 @@ class RowTable(ScrollView, Generic[R], can_focus=True):
         if reverse is not None:
             self._sort_reverse = reverse
         self._header = None
+        self._sort_cache.clear()
         self._reorder(self.cursor_key, keys_changed=True)
         self.refresh()
 
@@ -208,6 +233,13 @@ class RowTable(ScrollView, Generic[R], can_focus=True):
 
     # ---- ordering ---------------------------------------------------------------------------
 
+    @property
+    def _sort_col(self) -> Column[R] | None:
+        if self._sort_col_cache is None or self._sort_col_cache[0] != self._sort_column:
+            column = next((c for c in self.columns if c.key == self._sort_column), None)
+            self._sort_col_cache = (self._sort_column, column)
+        return self._sort_col_cache[1]
+
     def _reorder(self, cursor_key: Hashable | None, *, keys_changed: bool) -> None:
         rows = self._rows
         if self._filter and self._search_text is not None:
@@ -216,12 +248,10 @@ class RowTable(ScrollView, Generic[R], can_focus=True):
             keys = [k for k, r in rows.items() if needle in search(r).lower()]
         else:
             keys = list(rows)
-        column = next((c for c in self.columns if c.key == self._sort_column), None)
-        if column is not None:
-            sort = column.sort
-            keys.sort(key=lambda k: _sortable(sort(rows[k])), reverse=self._sort_reverse)
-        else:
-            keys.sort(key=_sortable)
+        if len(self._sort_cache) > 2 * len(rows) + 64:
+            self._sort_cache = {k: v for k, v in self._sort_cache.items() if k in rows}
+        sort_value = self._sort_value
+        keys.sort(key=lambda k: sort_value(k, rows[k]), reverse=self._sort_reverse)
         self._order = keys
         self.virtual_size = Size(self._content_width(), len(keys) + 1)
         # The cursor follows its row (by key), not its line.

@@ -9,7 +9,7 @@ from textual.widgets import Static
 
 from naist_dask_tui.core.snapshot import ConsoleSnapshot, WorkerRow
 from naist_dask_tui.formatting import fmt_bytes, fmt_rate, natural_key
-from naist_dask_tui.history import MemoryHistory
+from naist_dask_tui.history import ClusterTotals, MemoryHistory
 from naist_dask_tui.widgets.row_table import Column, RowTable
 from naist_dask_tui.widgets.spark import Spark
 
@@ -63,11 +63,13 @@ class SpillPanel(Vertical):
         yield Spark(id="spill-spark")
         yield SpillTable(id="spill-table")
 
-    def show(self, snapshot: ConsoleSnapshot, history: MemoryHistory) -> None:
-        cluster = snapshot.cluster
-        if cluster is None:
+    def show(
+        self, snapshot: ConsoleSnapshot, history: MemoryHistory, totals: ClusterTotals | None = None
+    ) -> None:
+        if snapshot.cluster is None:
             return
-        spilling = [w for w in cluster.workers if w.spilled]
+        spilling = [w for w in snapshot.cluster.workers if w.spilled]
+        cluster = totals or ClusterTotals.of(snapshot.cluster)
         rate = history.recent_spill_rate()
         directory = snapshot.local_directory
         text = (

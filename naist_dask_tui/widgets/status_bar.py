@@ -8,6 +8,7 @@ from textual.widgets import Static
 
 from naist_dask_tui.core.snapshot import ConsoleSnapshot
 from naist_dask_tui.formatting import fmt_bytes, ssh_tunnel_hint
+from naist_dask_tui.history import ClusterTotals
 
 NBSP = "\u00a0"
 
@@ -24,6 +25,7 @@ def status_markup(
     user: str,
     login_host: str,
     retry_in: float | None = None,
+    totals: ClusterTotals | None = None,
 ) -> str:
     if snapshot is None:
         return "[b]starting[/b]  waiting for the first poll…"
@@ -38,7 +40,7 @@ def status_markup(
     if s.adaptive:
         jobs += f" · adaptive {s.adaptive[0]}-{s.adaptive[1]}"
     pieces.append(jobs)
-    c = s.cluster
+    c = totals or (ClusterTotals.of(s.cluster) if s.cluster is not None else None)
     if c is not None:
         pieces.append(f"workers {c.n_workers} · threads {c.nthreads}")
         pieces.append(f"mem {fmt_bytes(c.memory)}/{fmt_bytes(c.memory_limit)}")
@@ -68,10 +70,17 @@ class StatusBar(Static):
         self.requested: int | None = None
         self.retry_in: float | None = None
         self._markup = ""
+        self.totals: ClusterTotals | None = None
 
-    def show(self, snapshot: ConsoleSnapshot | None = None, requested: int | None = None) -> None:
+    def show(
+        self,
+        snapshot: ConsoleSnapshot | None = None,
+        requested: int | None = None,
+        totals: ClusterTotals | None = None,
+    ) -> None:
         if snapshot is not None:
             self.snapshot = snapshot
+            self.totals = totals
         self.requested = requested
         markup = status_markup(
             self.snapshot,
@@ -79,6 +88,7 @@ class StatusBar(Static):
             user=self.user,
             login_host=self.login_host,
             retry_in=self.retry_in,
+            totals=self.totals,
         )
         if markup != self._markup:  # an unchanged bar costs nothing
             self._markup = markup
