@@ -79,11 +79,13 @@ class RunResult:
         return "ok" if self.ok else "error"
 
     def summary(self, width: int = 200) -> str:
-        """One line for history lists."""
-        text = self.value_repr if self.ok else self.error.strip().splitlines()[-1:] or [""]
-        if isinstance(text, list):
-            text = text[0]
-        line = " ".join(str(text).split())
+        """One line for history lists: the value, or the error's last line."""
+        if self.ok:
+            text = self.value_repr
+        else:
+            lines = self.error.strip().splitlines()
+            text = lines[-1] if lines else self.status
+        line = " ".join(text.split())
         return line if len(line) <= width else line[: width - 1] + "…"
 
     def to_record(self) -> dict[str, Any]:
@@ -767,9 +769,10 @@ class ComputeSession:
                 f"away): {type(exc).__name__}: {exc}\nThe console is fine; check the workers "
                 "panel and run again."
             )
+        import asyncio
         import concurrent.futures
 
-        if isinstance(exc, (concurrent.futures.CancelledError, _RunCancelled)):
+        if isinstance(exc, (concurrent.futures.CancelledError, asyncio.CancelledError, _RunCancelled)):
             return (
                 "The computation was cancelled on the cluster (by another client, a restart, or "
                 f"lost workers): {type(exc).__name__}: {exc}"

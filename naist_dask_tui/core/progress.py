@@ -219,6 +219,10 @@ def make_progress_plugin() -> Any:
                 old = self.active.get(client)
                 if old is not None:
                     self._drop(old)
+                # runs of consoles that went away without ending them
+                for rid in [r for r, rec in self.runs.items()
+                            if rec["client"] not in self.scheduler.clients]:
+                    self._drop(rid)
                 self.runs[run_id] = {
                     "client": client, "cat": {}, "prefix": {}, "prefix_name": {},
                     "counts": {}, "outputs": set(), "first_erred": None,
@@ -307,13 +311,18 @@ class ProgressTracker:
             self._snapshot = None
             self._samples.clear()
         self._t0 = time.monotonic()
-        if not self.ensure_installed():
-            return False
-        try:
-            self._call("begin", run_id)
-        except Exception as exc:
-            self.unavailable_reason = f"{type(exc).__name__}: {exc}"
-            return False
+        for attempt in range(2):
+            if not self.ensure_installed():
+                return False
+            try:
+                self._call("begin", run_id)
+                break
+            except Exception as exc:
+                # a restarted scheduler lost the plugin: install it again, once
+                self.unavailable_reason = f"{type(exc).__name__}: {exc}"
+                self.available = None
+                if attempt:
+                    return False
         self._run_id = run_id
         self._stop.clear()
         self._thread = threading.Thread(target=self._poll_loop, name="ndtui-progress", daemon=True)

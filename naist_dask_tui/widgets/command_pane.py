@@ -133,6 +133,12 @@ class ComputePane(Vertical):
                 Text("Syntax highlighting is off (install textual[syntax]).", style="dim")
             )
 
+    def on_unmount(self) -> None:
+        # leave no computation running on the cluster behind a pane that is gone
+        self._stop_progress_timer()
+        if self.running and self.session is not None:
+            self.session.cancel()
+
     @property
     def editor(self) -> TextArea:
         return self.query_one("#compute-editor", TextArea)
