@@ -6,7 +6,7 @@ snapshot is a reactive, so an unchanged snapshot costs no repaint.
 
 from __future__ import annotations
 
-from rich.console import RenderableType
+from rich.console import Group, RenderableType
 from rich.style import Style
 from rich.table import Table
 from rich.text import Text
@@ -109,12 +109,17 @@ class ProgressView(Widget):
         if snap is None:
             return Text(self.status or "No computation has run yet.", self._style("muted"))
         width = self.size.width or 80
-        bar_width = max(8, min(60, width - NAME_WIDTH - 40))
+        counts_w = max(
+            [len(f"{_fmt_int(g.done)}/{_fmt_int(g.total)}") for g in snap.groups]
+            + [len(f"{_fmt_int(snap.done)}/{_fmt_int(snap.total)}")]
+        )
+        extra_w = 18
+        bar_width = max(8, min(60, width - NAME_WIDTH - counts_w - extra_w - 3))
         table = Table.grid(padding=(0, 1))
         table.add_column(width=NAME_WIDTH, no_wrap=True)
         table.add_column(width=bar_width, no_wrap=True)
-        table.add_column(justify="right", no_wrap=True)
-        table.add_column(no_wrap=True)
+        table.add_column(width=counts_w, justify="right", no_wrap=True)
+        table.add_column(no_wrap=True, overflow="ellipsis", max_width=max(extra_w, width - NAME_WIDTH - bar_width - counts_w - 3))
         groups = list(snap.groups)
         if len(groups) > MAX_GROUPS:
             # the groups still in flight first, then the biggest
@@ -129,16 +134,22 @@ class ProgressView(Widget):
             table.add_row(Text(f"(+{hidden} groups)", self._style("muted")), "", "", "")
         pct = f"{100 * snap.fraction:.0f}%"
         state = "done" if snap.finished else "running"
-        tail = Text(no_wrap=True)
-        tail.append(f"{pct} · {_fmt_seconds(snap.elapsed)} · {snap.rate:,.1f} tasks/s")
-        if snap.erred:
-            tail.append(f" · ✗ {_fmt_int(snap.erred)} erred", self._style("erred"))
-        if not snap.finished and (snap.queued or snap.waiting):
-            tail.append(f" · {_fmt_int(snap.queued)} queued", self._style("muted"))
         table.add_row(
             Text(f"overall ({state})", Style(bold=True), no_wrap=True),
             self._bar(bar_width, snap.total, snap.done, snap.erred, snap.processing),
             Text(f"{_fmt_int(snap.done)}/{_fmt_int(snap.total)}", Style(bold=True), no_wrap=True),
-            tail,
+            Text(pct, Style(bold=True)),
         )
-        return table
+        tail = Text(no_wrap=True, overflow="ellipsis")
+        tail.append(f"elapsed {_fmt_seconds(snap.elapsed)} · {snap.rate:,.1f} tasks/s")
+        if snap.processing:
+            tail.append(f" · {_fmt_int(snap.processing)} processing", self._style("processing"))
+        if not snap.finished and snap.queued:
+            tail.append(f" · {_fmt_int(snap.queued)} queued", self._style("muted"))
+        if not snap.finished and snap.waiting:
+            tail.append(f" · {_fmt_int(snap.waiting)} waiting", self._style("muted"))
+        if snap.erred:
+            tail.append(f" · ✗ {_fmt_int(snap.erred)} erred", self._style("erred"))
+            if snap.first_erred:
+                tail.append(f" (first in {snap.first_erred})", self._style("erred"))
+        return Group(table, tail)
