@@ -49,8 +49,12 @@ def css_paths() -> list[Path]:
 
 
 def _login_host() -> str:
+    """The name a laptop would ``ssh`` to: the FQDN, unless /etc/hosts maps it to localhost."""
     try:
-        return socket.getfqdn() or socket.gethostname()
+        fqdn = socket.getfqdn()
+        if fqdn and not fqdn.startswith("localhost"):
+            return fqdn
+        return socket.gethostname() or "login-node"
     except OSError:
         return "login-node"
 
@@ -109,7 +113,7 @@ class ConsoleApp(App[int]):
     CSS_PATH = css_paths()
     ENABLE_COMMAND_PALETTE = True
     BINDINGS = [
-        Binding("ctrl+c", "request_quit(True)", "Quit", show=False, priority=True, id="app.ctrl_c"),
+        Binding("ctrl+c", "ctrl_c", "Quit", show=False, priority=True, id="app.ctrl_c"),
         Binding("ctrl+q", "request_quit(True)", "Quit", show=False, priority=True, id="app.ctrl_q"),
     ]
 
@@ -486,6 +490,18 @@ class ConsoleApp(App[int]):
         alive = sum(1 for j in self.snapshot.jobs if j.state in ALIVE_STATES) if self.snapshot else 0
         return max(alive, self.requested_jobs)
 
+    def action_ctrl_c(self) -> None:
+        """Ctrl+C cancels a running computation when the compute pane has focus, else quits
+        (asking first when jobs are alive; a second Ctrl+C at that question quits)."""
+        focused = self.focused
+        node = focused
+        while node is not None:
+            if type(node).__name__ == "ComputePane" and getattr(node, "running", False):
+                node.action_cancel()  # type: ignore[attr-defined]
+                return
+            node = node.parent  # type: ignore[assignment]
+        self.action_request_quit(True)
+
     def action_request_quit(self, force_on_repeat: bool = False) -> None:
         from naist_dask_tui.screens.confirm import ConfirmScreen
 
@@ -505,8 +521,8 @@ class ConsoleApp(App[int]):
         what = "SGE job" if getattr(self.controller, "backend", "sge") == "sge" else "job"
         self.push_screen(
             ConfirmScreen(
-                f"Quit? {alive} {what}{'s' if alive != 1 else ''} will be deleted with their workers "
-                "and data.",
+                f"Quit? This deletes {alive} {what}{'s' if alive != 1 else ''}, "
+                "their workers and the data they hold.",
                 yes="Quit",
                 id="quit-confirm",
             ),

@@ -26,6 +26,7 @@ def status_markup(
     login_host: str,
     retry_in: float | None = None,
     totals: ClusterTotals | None = None,
+    width: int = 200,
 ) -> str:
     if snapshot is None:
         return "[b]starting[/b]  waiting for the first poll…"
@@ -50,17 +51,23 @@ def status_markup(
         retry = f"; retrying every {retry_in:g}s" if retry_in else "; retrying"
         lines.append(f"[$error]scheduler lost: {why}{retry}[/]")
     if s.dashboard_link:
-        hint = ssh_tunnel_hint(s.dashboard_link, user, login_host)
+        # The ssh command keeps plain spaces and a line of its own when narrow: it gets copied.
+        hint = ssh_tunnel_hint(s.dashboard_link, user, login_host) or ""
+        url = f"dashboard {s.dashboard_link}"
+        tunnel = f"on your laptop: {hint}"
+        sep = "  " if len(url) + len(tunnel) + 4 <= width else "\n"
         lines.append(
-            _piece(f"dashboard [u]{escape(s.dashboard_link)}[/u]")
-            + "  "
-            + _piece(f"laptop: [b]{escape(hint or '')}[/b]")
+            f"dashboard [u]{escape(s.dashboard_link)}[/u]{sep}on your laptop: [b]{escape(hint)}[/b]"
         )
     return "\n".join(lines)
 
 
 class StatusBar(Static):
     """Shows one ``ConsoleSnapshot`` (plus the job count just requested, before the poll sees it)."""
+
+    def on_resize(self) -> None:
+        if self.snapshot is not None:
+            self.show(None, self.requested)
 
     def __init__(self, *, user: str = "user", login_host: str = "login", id: str | None = None) -> None:
         super().__init__(status_markup(None, requested=None, user=user, login_host=login_host), id=id)
@@ -89,6 +96,7 @@ class StatusBar(Static):
             login_host=self.login_host,
             retry_in=self.retry_in,
             totals=self.totals,
+            width=self.size.width or 200,
         )
         if markup != self._markup:  # an unchanged bar costs nothing
             self._markup = markup
