@@ -71,6 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--skip-interface-check", action="store_true", help="do not check that the interfaces exist here"
     )
+    p.add_argument(
+        "--no-tls",
+        dest="tls",
+        action="store_false",
+        help="SGE: plain TCP between scheduler and workers (default: TLS with mutual authentication)",
+    )
     actions = p.add_mutually_exclusive_group()
     actions.add_argument(
         "--print-job-script", action="store_true", help="print the SGE job script and exit; submits nothing"
@@ -98,7 +104,7 @@ def cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """The Settings fields the command line sets (only flags that were given)."""
     given = vars(args)
     overrides: dict[str, Any] = {}
-    for name in ("backend", "attach", "job_extra_directives", "skip_interface_check"):
+    for name in ("backend", "attach", "job_extra_directives", "skip_interface_check", "tls"):
         if name in given:
             overrides[name] = given[name]
     for flag, _, _ in _SIMPLE:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import shutil
 import threading
 import time
 from collections import deque
@@ -95,6 +96,7 @@ class ClusterController:
         self._closed = False
         self._last_sge: dict[str, SgeJob] = {}
         self._probe = None
+        self._tls_dir: str | None = None
 
     # ------------------------------------------------------------------ life cycle
     def start(self) -> None:
@@ -108,6 +110,10 @@ class ClusterController:
             kwargs = dict(s.sge_cluster_kwargs())
             kwargs["scheduler_options"] = self._scheduler_options(kwargs.get("scheduler_options"))
             os.makedirs(s.log_dir, exist_ok=True)
+            if s.tls:
+                os.makedirs(s.tls_dir, mode=0o700, exist_ok=True)
+                os.chmod(s.tls_dir, 0o700)
+                self._tls_dir = s.tls_dir
             self.job_name = kwargs.get("job_name")
             self.cluster = ConsoleSGECluster(**kwargs)
             self.client = Client(self.cluster)
@@ -604,8 +610,22 @@ class ClusterController:
                 self._delete_all_jobs()
             except Exception as exc:
                 errors.append(exc)
+        if self._tls_dir:
+            self._remove_credentials()
         if errors:
             logger.warning("errors while closing: %s", errors)
+
+    def _remove_credentials(self) -> None:
+        # dask-jobqueue keeps the workers' credential files open as NamedTemporaryFiles on the
+        # cluster (``_job_<key>``); closing them deletes them. Then the directory goes.
+        for key in ("ca_file", "cert", "key"):
+            f = getattr(self.cluster, f"_job_{key}", None)
+            if f is not None:
+                try:
+                    f.close()
+                except OSError:
+                    pass
+        shutil.rmtree(self._tls_dir, ignore_errors=True)
 
     def _delete_all_jobs(self) -> None:
         ids = self.submitted_job_ids()

@@ -13,21 +13,30 @@ SCHEDULER_PLACEHOLDER = "tcp://<scheduler-address>:8786"
 
 
 def job_script(
-    settings: Settings, scheduler: str = SCHEDULER_PLACEHOLDER, worker_name: str = "SGECluster-0"
+    settings: Settings, scheduler: str = SCHEDULER_PLACEHOLDER, worker_name: str = "job-0"
 ) -> str:
     from dask_jobqueue.sge import SGEJob
+    from distributed.security import Security
 
     kwargs = settings.sge_cluster_kwargs()
     # Cluster-level options that a single job does not take.
     kwargs.pop("scheduler_options", None)
     security = kwargs.pop("security", None)
+    tls_dir = kwargs.pop("shared_temp_directory", None)
     job_name = kwargs.pop("job_name")
     if security:
-        # The real certificates exist only once the cluster runs; the script's shape is the same.
+        # The real certificates are made when the cluster starts, as files in tls_dir with
+        # random suffixes; the script shows where they will be.
         kwargs["protocol"] = "tls://"
+        kwargs["security"] = Security(
+            tls_ca_file=f"{tls_dir}/.dask-jobqueue.worker.ca_file.XXXXXXXX",
+            tls_worker_cert=f"{tls_dir}/.dask-jobqueue.worker.cert.XXXXXXXX",
+            tls_worker_key=f"{tls_dir}/.dask-jobqueue.worker.key.XXXXXXXX",
+            require_encryption=True,
+        )
         scheduler = scheduler.replace("tcp://", "tls://", 1)
     try:
-        # ``name`` is the dask worker's name: SGECluster names them "SGECluster-<n>".
+        # ``name`` is the dask worker's name: the console names them "job-<n>".
         job = SGEJob(scheduler=scheduler, name=worker_name, job_name=job_name, **kwargs)
     except OSError as e:  # SGEJob creates the log directory
         raise SettingsError(

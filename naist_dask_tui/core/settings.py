@@ -80,7 +80,9 @@ class Settings:
     adapt_min: int | None = None
     adapt_max: int | None = None
     skip_interface_check: bool = False
-    tls: bool = False
+    # TLS with mutual authentication between scheduler, workers and console (SGE backend):
+    # anyone who reaches a plain scheduler port can run code as you.
+    tls: bool = True
     # Which layer set each field ("profile", "dask-config", "config-file", "env", "cli") ...
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
     # ... and exactly where ("built-in profile naist", "--memory", "NAIST_DASK_TUI_JOBS", ...).
@@ -99,6 +101,14 @@ class Settings:
         if self.log_directory:
             return os.path.expanduser(self.log_directory)
         return os.path.join(_xdg_home("XDG_STATE_HOME", ".local/state"), APP_DIR, "logs")
+
+    @property
+    def tls_dir(self) -> str:
+        """Where the workers' temporary TLS credentials are written: under the home directory
+        (the compute nodes see it), one directory per console, readable by the user alone."""
+        return os.path.join(
+            _xdg_home("XDG_STATE_HOME", ".local/state"), APP_DIR, "tls", str(os.getpid())
+        )
 
     @property
     def adaptive(self) -> bool:
@@ -160,7 +170,10 @@ class Settings:
         if self.walltime is not None:
             kwargs["walltime"] = self.walltime
         if self.tls:
-            kwargs["security"] = True  # dask-jobqueue makes temporary certificates
+            # dask-jobqueue makes temporary certificates and writes the workers' copies (mode
+            # 0600) into shared_temp_directory, which the job scripts point to.
+            kwargs["security"] = True
+            kwargs["shared_temp_directory"] = self.tls_dir
         return kwargs
 
     def resolved_for_local(self, cpu_count: int, total_memory: int) -> Settings:

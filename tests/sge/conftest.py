@@ -14,13 +14,20 @@ import time
 import pytest
 
 from naist_dask_tui.core import sge
-from naist_dask_tui.core.jobnames import JOB_NAME_PREFIX
+from naist_dask_tui.core.jobnames import console_job_name
 
 REQUIRED = os.environ.get("NAIST_DASK_TUI_REQUIRE_SGE") == "1"
 
 
 def _ours() -> list:
-    return [j for j in sge.qstat() if j.name.startswith(JOB_NAME_PREFIX + ".")]
+    """Jobs of the consoles this test process runs in-process (other consoles on this machine,
+    a developer's for instance, are none of its business)."""
+    return [j for j in sge.qstat() if j.name == console_job_name()]
+
+
+def _orphans() -> list:
+    """Jobs of consoles on this host that are gone: what a test's subprocess left behind."""
+    return [item.job for item in sge.find_leftovers() if item.dead]
 
 
 def wait_for(pred, timeout: float, interval: float = 0.5, what: str = "condition"):
@@ -53,15 +60,15 @@ def _sge_clean():
         if REQUIRED:
             pytest.fail("NAIST_DASK_TUI_REQUIRE_SGE=1 but qsub/qstat/qdel are not on PATH")
         pytest.skip("no SGE on this machine")
-    before = {j.job_id for j in _ours()}
+    before = {j.job_id for j in _ours() + _orphans()}
     if before:
         sge.qdel(sorted(before))
-        wait_for(lambda: not _ours(), 30, what="leftover jobs from an earlier run to go")
+        wait_for(lambda: not (_ours() or _orphans()), 30, what="leftover jobs of an earlier run to go")
     yield
     try:
-        wait_for(lambda: not _ours(), 30, what="qstat to be empty of the console's jobs")
+        wait_for(lambda: not (_ours() or _orphans()), 30, what="qstat to be empty of the tests' jobs")
     except AssertionError:
-        left = _ours()
+        left = _ours() + _orphans()
         sge.qdel([j.job_id for j in left])
         pytest.fail(f"the test left SGE jobs behind: {[(j.job_id, j.name, j.raw_state) for j in left]}")
 

@@ -16,7 +16,9 @@ import pytest
 from naist_dask_tui.core import sge
 from naist_dask_tui.core.snapshot import JobState
 
-from .conftest import _ours, wait_for
+from naist_dask_tui.core.jobnames import console_job_name
+
+from .conftest import wait_for
 
 pytestmark = [pytest.mark.sge, pytest.mark.timeout(240)]
 
@@ -48,7 +50,7 @@ def headless_console(tmp_path, *extra: str) -> tuple[subprocess.Popen, list[str]
 
 
 def mine(proc) -> list:
-    return [j for j in _ours() if j.name.endswith(f".{proc.pid}")]
+    return [j for j in sge.qstat() if j.name == console_job_name(pid=proc.pid)]
 
 
 @pytest.mark.parametrize(
@@ -103,7 +105,7 @@ def test_sigkill_leftovers_are_found_and_cleaned_up(tmp_path):
         )  # fmt: skip
         assert out.returncode == 0, out.stderr
         assert f"deleting job {job_ids[0]}" in out.stdout
-        wait_for(lambda: not [j for j in _ours() if j.job_id in job_ids], 30, what="leftovers gone")
+        wait_for(lambda: not [j for j in sge.qstat() if j.job_id in job_ids], 30, what="leftovers gone")
     finally:
         sge.qdel([j.job_id for j in mine(proc)])
 

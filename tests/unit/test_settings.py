@@ -92,7 +92,10 @@ def test_sge_cluster_kwargs_are_exactly_what_sgecluster_takes(home):
         "resource_spec": None,
         "log_directory": str(home / "state" / "naist-dask-tui" / "logs"),
         "worker_extra_args": [],
+        "security": True,
+        "shared_temp_directory": str(home / "state" / "naist-dask-tui" / "tls" / str(os.getpid())),
     }
+    assert "security" not in load_settings({"tls": False}, env={}).sge_cluster_kwargs()
     with_more = load_settings({"walltime": "01:00:00", "dashboard": True}, env={}).sge_cluster_kwargs()
     assert with_more["walltime"] == "01:00:00"
     assert with_more["scheduler_options"]["dashboard_address"] == "127.0.0.1:8787"
