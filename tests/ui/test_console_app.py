@@ -118,3 +118,42 @@ async def test_quit_with_jobs_asks_then_exits(local_controller):
         await pilot.press("q", "y")
         await pilot.pause()
     assert app.return_code == 0
+
+
+async def test_retire_selected_workers_job(local_controller):
+    local_controller.scale(2)
+    app = make_app(local_controller.settings, local_controller)
+    async with app.run_test(size=(120, 40)) as pilot:
+        t = table(app)
+        await wait_for(pilot, lambda: t.total_count == 2, what="2 workers")
+        await pilot.press("end")
+        leaving = t.cursor_key
+        await pilot.press("r")
+        await wait_for(pilot, lambda: local_controller.requested_jobs == 1, what="the retire")
+        await wait_for(pilot, lambda: leaving not in t.keys, timeout=60, what="the retired row to go")
+        assert t.total_count == 1
+
+
+async def test_adaptive_toggle(local_controller):
+    app = make_app(local_controller.settings, local_controller)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.snapshot is not None, what="a poll")
+        await pilot.press("a")
+        dialog = app.screen
+        dialog.query_one("#min").value = "1"
+        dialog.query_one("#max").value = "2"
+        dialog.query_one("#max").focus()
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: local_controller.adaptive == (1, 2), what="adaptive on")
+        await wait_for(pilot, lambda: "adaptive 1-2" in app.main.status._markup.replace("\u00a0", " "))
+        await pilot.press("a")
+        await wait_for(pilot, lambda: local_controller.adaptive is None, what="adaptive off")
+
+
+async def test_compute_tab_holds_the_compute_pane(local_controller):
+    app = make_app(local_controller.settings, local_controller)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("5")
+        panes = app.main.query("ComputePane")
+        assert len(panes) == 1 and panes.first().display
+        assert not app.main.workers_panel.display
