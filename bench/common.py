@@ -57,6 +57,8 @@ def fmt(value: Any, digits: int = 3) -> str:
         return f"{value:,}"
     if math.isnan(value):
         return "n/a"
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
     if value == 0:
         return "0"
     mag = math.floor(math.log10(abs(value)))

@@ -1,0 +1,37 @@
+"""Smoke test of the benchmark runner: `python -m bench --quick --only probe` runs end to end
+and prints its table with the goal lines. No timing is asserted (shared, noisy machines)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_quick_probe_prints_the_table_with_goals(tmp_path):
+    out_json = tmp_path / "bench.json"
+    res = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--only", "probe", "--json", str(out_json)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=170,
+    )
+    out = res.stdout
+    assert res.returncode == 0, out[-3000:] + res.stderr[-3000:]
+    table = out[out.rindex("naist-dask-tui benchmarks") :]
+    assert "GOALS" in table
+    assert "probe, changed rows (1 s steady state) sched CPU" in table
+    assert "scheduler_info(n_workers=-1) sched CPU" in table
+    assert "HTTP /json/identity.json" in table and "HTTP /metrics" in table
+    goal_lines = [line for line in table.splitlines() if "probe >= 8x cheaper" in line or "probe < 2 ms" in line]
+    assert len(goal_lines) == 2
+    assert all(any(v in line for v in ("met", "NOT met", "not measured")) for line in goal_lines)
+    assert "ERROR" not in table
+    assert out_json.exists()
