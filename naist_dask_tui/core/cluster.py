@@ -547,10 +547,11 @@ class ClusterController:
             rows.append(row)
         if vanished:
             self._forget_gone(vanished, {r.name: r for r in rows}, now)
+        listed = {r.name for r in rows}
         for name, (when, last) in list(self._gone.items()):
             if now - when > GONE_KEEP:
                 del self._gone[name]
-            elif name not in self.cluster.worker_spec:
+            elif name not in listed:
                 rows.append(last)
         return tuple(rows)
 
