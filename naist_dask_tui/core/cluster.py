@@ -130,6 +130,8 @@ class ClusterController:
                 processes=True,
                 local_directory=local.local_directory,
                 dashboard_address=opts["dashboard_address"],
+                # An address alone turns Bokeh on ("dashboard not set, address given").
+                scheduler_kwargs={"dashboard": opts["dashboard"]},
                 host="127.0.0.1",
                 silence_logs=logging.ERROR,
             )

@@ -458,26 +458,14 @@ class ComputeSession:
         namespace: dict[str, Any] | None = None,
         **extras: Any,
     ) -> None:
-        import dask
-        import dask.array as da
-        import numpy as np
-
         self.client = client
         self.cluster = cluster
         self.max_result_bytes = max_result_bytes
         self.max_output_chars = max_output_chars
-        self.namespace: dict[str, Any] = {
-            "__name__": "__console__",
-            "__builtins__": __builtins__,
-            "da": da,
-            "np": np,
-            "dask": dask,
-            "client": client,
-            "cluster": cluster,
-        }
-        if namespace:
-            self.namespace.update(namespace)
-        self.namespace.update(extras)
+        # Built on first use: dask.array and numpy cost ~0.3 s to import, which the console's
+        # first screen should not wait for.
+        self._namespace: dict[str, Any] | None = None
+        self._extra_names: dict[str, Any] = {**(namespace or {}), **extras}
         self._tracker = ProgressTracker(client, interval=progress_interval)
         self._run_lock = threading.Lock()
         self._wake = threading.Event()
@@ -489,6 +477,28 @@ class ComputeSession:
         self._code_thread: threading.Thread | None = None
 
     # -- info --------------------------------------------------------------------------------
+    @property
+    def namespace(self) -> dict[str, Any]:
+        """The console's names: ``da``, ``np``, ``dask``, ``client``, ``cluster`` and whatever
+        the user defined in earlier runs."""
+        if self._namespace is None:
+            import dask
+            import dask.array as da
+            import numpy as np
+
+            ns: dict[str, Any] = {
+                "__name__": "__console__",
+                "__builtins__": __builtins__,
+                "da": da,
+                "np": np,
+                "dask": dask,
+                "client": self.client,
+                "cluster": self.cluster,
+            }
+            ns.update(self._extra_names)
+            self._namespace = ns
+        return self._namespace
+
     @property
     def run_count(self) -> int:
         """Runs started so far (the next run is number ``run_count + 1``)."""
