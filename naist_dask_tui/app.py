@@ -22,7 +22,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.widget import Widget
-from textual.worker import Worker, WorkerState
+from textual.worker import Worker, WorkerState, get_current_worker
 
 import naist_dask_tui
 from naist_dask_tui.core.snapshot import ConsoleSnapshot, JobRow, JobState
@@ -313,8 +313,14 @@ class ConsoleApp(App[int]):
 
     @work(thread=True, group="control", exit_on_error=False, name="control")
     def _control_loop(self) -> None:
-        while True:
-            item = self._control.get()
+        # Thread workers run in asyncio's default executor, which asyncio.run() joins on the
+        # way out: never block forever, or a crashed app would hang the process at exit.
+        worker = get_current_worker()
+        while not worker.is_cancelled:
+            try:
+                item = self._control.get(timeout=0.25)
+            except queue.Empty:
+                continue
             if item is None:
                 return
             action, call = item

@@ -39,6 +39,14 @@ class LogTailScreen(ModalScreen[None]):
     def _write(self, text: str) -> None:
         self.query_one(Log).write(text)
 
+    def _post(self, text: str) -> bool:
+        """Hand text to the UI thread; False once the app is gone (then the loop stops)."""
+        try:
+            self.app.call_from_thread(self._write, text)
+        except Exception:
+            return False
+        return True
+
     @work(thread=True, exclusive=True, group="log-tail", exit_on_error=False)
     def follow(self, path: str) -> None:
         worker = get_current_worker()
@@ -48,23 +56,23 @@ class LogTailScreen(ModalScreen[None]):
             try:
                 size = os.path.getsize(path)
                 if offset is None or size < offset:  # first read, or truncated/rotated
-                    if offset is not None:
-                        self.app.call_from_thread(self._write, "\n--- file truncated ---\n")
+                    if offset is not None and not self._post("\n--- file truncated ---\n"):
+                        return
                     offset = max(0, size - TAIL_BYTES)
                 if size > offset:
                     with open(path, "rb") as f:
                         f.seek(offset)
                         data = f.read(size - offset)
                     offset = size
-                    self.app.call_from_thread(self._write, data.decode("utf-8", "replace"))
+                    if not self._post(data.decode("utf-8", "replace")):
+                        return
             except FileNotFoundError:
                 if not waiting_said:
                     waiting_said = True
-                    self.app.call_from_thread(
-                        self._write, f"waiting for {path} (the job may still be pending)\n"
-                    )
+                    if not self._post(f"waiting for {path} (the job may still be pending)\n"):
+                        return
             except OSError as exc:
-                self.app.call_from_thread(self._write, f"cannot read {path}: {exc}\n")
+                self._post(f"cannot read {path}: {exc}\n")
                 return
             time.sleep(self.interval)
 

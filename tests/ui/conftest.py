@@ -36,7 +36,7 @@ def local_controller():
         controller.close()
 
 
-async def wait_for(pilot, condition: Callable[[], bool], timeout: float = 30.0, what: str = "") -> None:
+async def wait_for(pilot, condition: Callable[[], bool], timeout: float = 60.0, what: str = "") -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
