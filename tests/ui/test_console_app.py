@@ -90,7 +90,13 @@ async def test_scale_to_zero_asks_first_and_bad_counts_send_nothing(local_contro
         assert isinstance(app.screen, ConfirmScreen)
         await pilot.press("y")
         await wait_for(pilot, lambda: local_controller.requested_jobs == 0, what="scale to 0")
-        await wait_for(pilot, lambda: table(app).total_count == 0, what="the row to go")
+        try:
+            await wait_for(pilot, lambda: table(app).total_count == 0, what="the row to go")
+        except AssertionError as exc:
+            rows = [table(app).get_row(k) for k in table(app).keys]
+            raise AssertionError(
+                f"{exc}; notices {list(local_controller.notices)}; rows {rows}; jobs {app.snapshot.jobs}"
+            ) from None
 
 
 async def test_lost_scheduler_is_shown_and_polling_goes_on(local_controller):
