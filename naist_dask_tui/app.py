@@ -258,7 +258,8 @@ class ConsoleApp(App[int]):
             elif event.state in (WorkerState.SUCCESS, WorkerState.ERROR, WorkerState.CANCELLED):
                 self.polls += 1
                 if self._poll_enabled and self.is_running:
-                    delay = 0.0 if self._poll_again else self.refresh_interval
+                    # (never a 0 s timer: Textual divides by the interval when stopping it)
+                    delay = 0.01 if self._poll_again else self.refresh_interval
                     self._poll_again = False
                     self._poll_timer = self.set_timer(delay, self.poll)
         elif worker.group == "control" and event.state is WorkerState.ERROR:
