@@ -19,6 +19,7 @@ All public methods are blocking and thread-safe; the UI calls them from thread w
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -32,6 +33,7 @@ from dataclasses import replace
 import psutil
 from dask_jobqueue import SGECluster
 from distributed import Client, LocalCluster
+from distributed.core import Status
 
 from naist_dask_tui.core import sge
 from naist_dask_tui.core.errors import ControllerError
@@ -280,13 +282,17 @@ class ClusterController:
             try:
                 await cluster._correct_state()
             except Exception as exc:
-                # qsub refused (unknown queue, bad resource, ...): forget the failed jobs so
-                # they are not counted, and report SGE's own words.
+                # qsub refused (unknown queue, bad resource, ...) or a local worker process
+                # did not start: forget only the ones that failed (the others run and must
+                # stay known, or they would be orphans), and report SGE's own words.
                 for name in new:
-                    job = cluster.workers.get(name)
-                    if job is None or not getattr(job, "job_id", None):
+                    w = cluster.workers.get(name)
+                    if w is None or getattr(w, "status", None) != Status.running:
                         cluster.worker_spec.pop(name, None)
                         cluster.workers.pop(name, None)
+                        if w is not None:
+                            with contextlib.suppress(Exception):
+                                await w.close()
                 raise ControllerError(_submit_error(exc)) from None
             return new
 
