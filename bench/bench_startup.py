@@ -29,7 +29,7 @@ import termios
 import time
 from pathlib import Path
 
-from bench.common import PY, REPO, Report, child_env, fmt, log, median, part_main, strip_ansi
+from bench.common import PY, Report, child_env, fmt, log, median, part_main, strip_ansi
 
 PART = "startup"
 GOAL_S = 1.5

@@ -8,35 +8,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
-from naist_dask_tui.core.snapshot import ClusterSnapshot, ConsoleSnapshot
-
-
-@dataclass(frozen=True, slots=True)
-class ClusterTotals:
-    """The cluster's sums, in one pass (``ClusterSnapshot``'s properties each walk every worker)."""
-
-    n_workers: int = 0
-    nthreads: int = 0
-    memory: int = 0
-    managed: int = 0
-    unmanaged: int = 0
-    spilled: int = 0
-    memory_limit: int = 0
-    spilling_workers: int = 0
-
-    @classmethod
-    def of(cls, cluster: ClusterSnapshot) -> ClusterTotals:
-        nthreads = memory = managed = unmanaged = spilled = limit = spilling = 0
-        for w in cluster.workers:
-            nthreads += w.nthreads
-            memory += w.memory
-            managed += w.managed
-            unmanaged += w.unmanaged
-            limit += w.memory_limit
-            if w.spilled:
-                spilled += w.spilled
-                spilling += 1
-        return cls(len(cluster.workers), nthreads, memory, managed, unmanaged, spilled, limit, spilling)
+from naist_dask_tui.core.snapshot import ClusterTotals, ConsoleSnapshot
 
 
 @dataclass(frozen=True, slots=True)

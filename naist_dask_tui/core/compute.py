@@ -24,7 +24,7 @@ import time
 import traceback
 import uuid
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from naist_dask_tui.core.progress import ProgressSnapshot, ProgressTracker

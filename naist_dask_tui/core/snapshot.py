@@ -7,6 +7,7 @@ the widgets only read them. Byte counts are ints, times are epoch seconds (``tim
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from enum import Enum
 
 
@@ -65,6 +66,24 @@ class TaskCounts:
 
 
 @dataclass(frozen=True, slots=True)
+class ClusterTotals:
+    """The cluster's sums over its workers."""
+
+    n_workers: int = 0
+    nthreads: int = 0
+    memory: int = 0
+    managed: int = 0
+    unmanaged: int = 0
+    spilled: int = 0
+    memory_limit: int = 0
+    spilling_workers: int = 0  # workers with something on disk
+
+    @classmethod
+    def of(cls, cluster: ClusterSnapshot) -> ClusterTotals:
+        return cluster.totals
+
+
+@dataclass(frozen=True)
 class ClusterSnapshot:
     """Every worker of the scheduler plus cluster totals, at one moment."""
 
@@ -78,33 +97,50 @@ class ClusterSnapshot:
     spill_threshold: float | None = None  # distributed.worker.memory.spill (fraction of limit)
     target_fraction: float | None = None  # distributed.worker.memory.target
 
+    @cached_property
+    def totals(self) -> ClusterTotals:
+        """All sums in one pass over the workers, computed once per snapshot."""
+        nthreads = memory = managed = unmanaged = spilled = limit = spilling = 0
+        for w in self.workers:
+            nthreads += w.nthreads
+            memory += w.memory
+            managed += w.managed
+            unmanaged += w.unmanaged
+            limit += w.memory_limit
+            if w.spilled:
+                spilled += w.spilled
+                spilling += 1
+        return ClusterTotals(
+            len(self.workers), nthreads, memory, managed, unmanaged, spilled, limit, spilling
+        )
+
     @property
     def n_workers(self) -> int:
         return len(self.workers)
 
     @property
     def nthreads(self) -> int:
-        return sum(w.nthreads for w in self.workers)
+        return self.totals.nthreads
 
     @property
     def memory(self) -> int:
-        return sum(w.memory for w in self.workers)
+        return self.totals.memory
 
     @property
     def managed(self) -> int:
-        return sum(w.managed for w in self.workers)
+        return self.totals.managed
 
     @property
     def unmanaged(self) -> int:
-        return sum(w.unmanaged for w in self.workers)
+        return self.totals.unmanaged
 
     @property
     def spilled(self) -> int:
-        return sum(w.spilled for w in self.workers)
+        return self.totals.spilled
 
     @property
     def memory_limit(self) -> int:
-        return sum(w.memory_limit for w in self.workers)
+        return self.totals.memory_limit
 
 
 @dataclass(frozen=True, slots=True)

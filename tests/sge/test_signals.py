@@ -4,7 +4,6 @@ start finds by name and ``--cleanup`` deletes."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
