@@ -33,10 +33,16 @@ def test_tls_scheduler_refuses_strangers_and_keeps_credentials_private(sge_setti
         assert {f.split(".")[3] for f in files} >= {"ca_file", "cert", "key"}
         for f in files:
             assert stat.S_IMODE(os.stat(os.path.join(tls_dir, f)).st_mode) == 0o600, f
-        # A client without the credentials gets nowhere: neither over TLS nor plain TCP.
-        for attempt in (address, address.replace("tls://", "tcp://")):
-            with pytest.raises(OSError):  # "Timed out trying to connect" (handshake refused)
-                Client(attempt, timeout="3s", set_as_default=False)
+        # A client without the credentials gets nowhere: neither over plain TCP nor with TLS
+        # certificates of its own (another CA): the handshake is refused.
+        from distributed.security import Security
+
+        for attempt, security in (
+            (address.replace("tls://", "tcp://"), None),
+            (address, Security.temporary()),
+        ):
+            with pytest.raises(OSError):  # "Timed out trying to connect"
+                Client(attempt, security=security, timeout="3s", set_as_default=False)
     assert not os.path.exists(tls_dir), "the credentials outlived the console"
 
 
