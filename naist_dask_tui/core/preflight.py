@@ -187,14 +187,14 @@ def _interface_checks(settings: Settings) -> list[Check]:
         if value in existing:
             checks.append(Check(name, True, f"{label} {value} exists on this host", field=name))
         else:
-            # The workers' interface only has to exist on the compute nodes; we can only look here.
-            severity = "error" if name == "scheduler_interface" else "warning"
-            where = "this host" if severity == "error" else "this host (it must exist on the compute nodes)"
+            # Login and compute nodes of a cluster share their fabric (ib0, bond1, ...), so a
+            # name missing here is almost always a typo. Where the workers' NIC really exists
+            # on the compute nodes only, --skip-interface-check says so.
             checks.append(Check(
                 name, False,
-                f"{label} {value} does not exist on {where}; existing: {', '.join(existing)}; "
-                f"use {hint} NAME or --skip-interface-check",
-                severity=severity, field=name))
+                f"{label} {value} does not exist on this host; existing: {', '.join(existing)}; "
+                f"use {hint} NAME, or --skip-interface-check if it exists on the compute nodes only",
+                field=name))
     return checks
 
 

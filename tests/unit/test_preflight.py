@@ -98,7 +98,7 @@ def test_interfaces(here):
                                       local_directory=str(here))))
     assert bad["scheduler_interface"].failed
     assert f"existing: {', '.join(sorted(psutil.net_if_addrs()))}" in bad["scheduler_interface"].detail
-    assert not bad["interface"].ok and bad["interface"].severity == "warning"
+    assert bad["interface"].failed and "--skip-interface-check" in bad["interface"].detail
     skipped = by_name(run_checks(Settings(scheduler_interface="nosuchnic1", skip_interface_check=True,
                                           local_directory=str(here))))
     assert "scheduler_interface" not in skipped and skipped["interfaces"].ok
