@@ -36,7 +36,10 @@ class Tmux:
         self.tmp = tmp_path
 
     def tmux(self, *args: str, check: bool = True) -> str:
-        out = subprocess.run(["tmux", "-L", self.socket, *args], capture_output=True, text=True, timeout=30)
+        # -u and a UTF-8 locale: the screen's box drawing must survive a CI without LANG
+        env = {**os.environ, "LANG": os.environ.get("LANG") or "C.UTF-8"}
+        out = subprocess.run(["tmux", "-u", "-L", self.socket, *args], capture_output=True, text=True,
+                             timeout=30, env=env)
         if check and out.returncode != 0:
             raise RuntimeError(out.stderr)
         return out.stdout
@@ -131,3 +134,17 @@ def test_killed_tmux_session_is_an_ssh_drop_and_leaves_qstat_empty(tmux, tmp_pat
     wait_for(lambda: not [j for j in console_jobs() if j.job_id in {m.job_id for m in mine}], 30,
              what="qstat empty after SIGHUP")
     assert time.time() - t0 < 30
+
+
+def test_ctrl_c_twice_quits_and_leaves_qstat_empty(tmux, tmp_path):
+    before = {j.job_id for j in console_jobs()}
+    tmux.start(*flags(tmp_path)[:3], "1", *flags(tmp_path)[4:])
+    until(tmux, lambda: len(worker_rows(tmux.screen())) == 1, 90, "1 worker row")
+    mine = [j for j in console_jobs() if j.job_id not in before]
+    assert mine
+    tmux.keys("C-c")  # a key in the raw terminal: asks first, like q
+    until(tmux, lambda: "Quit?" in tmux.screen(), 10, "the quit confirmation")
+    tmux.keys("C-c")  # a second Ctrl+C means it
+    until(tmux, lambda: "EXITED" in tmux.screen(), 60, "the console to exit")
+    wait_for(lambda: not [j for j in console_jobs() if j.job_id in {m.job_id for m in mine}], 30,
+             what="qstat empty after Ctrl+C")

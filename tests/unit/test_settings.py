@@ -259,6 +259,15 @@ def test_malformed_toml_names_the_file_and_line(home):
     assert str(path) in str(e.value) and "line 2" in str(e.value)
 
 
+def test_unreadable_config_file_is_named(home, tmp_path):
+    # a directory where the file should be: unreadable as a file even for root
+    (tmp_path / "config.toml").mkdir()
+    with pytest.raises(SettingsError) as e:
+        load_settings({}, config_path=tmp_path / "config.toml", env={})
+    assert e.value.field == "config"
+    assert str(tmp_path / "config.toml") in str(e.value) and "cannot be read" in str(e.value)
+
+
 def test_unknown_key_names_the_key_and_file(home):
     path = write_config(home, 'memroy = "250GB"\n')
     with pytest.raises(SettingsError) as e:
