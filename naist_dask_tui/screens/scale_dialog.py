@@ -6,11 +6,15 @@ dialog stays open.
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
+
+T = TypeVar("T")
 
 
 def parse_job_count(text: str, *, field: str = "job count") -> int:
@@ -27,7 +31,36 @@ def parse_job_count(text: str, *, field: str = "job count") -> int:
     return value
 
 
-class ScaleDialog(ModalScreen[int | None]):
+class _NumberDialog(ModalScreen[T]):
+    """What both dialogs share: validate on enter or OK, show the error and stay open, or
+    dismiss with the value; escape or Cancel dismiss with None."""
+
+    def _read(self) -> T:
+        """The dialog's value, or ValueError with a sentence for the user."""
+        raise NotImplementedError
+
+    def _submit(self) -> None:
+        error = self.query_one("#error", Static)
+        try:
+            value = self._read()
+        except ValueError as exc:
+            error.update(str(exc))
+            error.display = True
+            return
+        self.dismiss(value)
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        if event.button.id == "ok":
+            self._submit()
+        else:
+            self.dismiss(None)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class ScaleDialog(_NumberDialog[int | None]):
     """Type an exact number of jobs."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="scale.cancel")]
@@ -48,32 +81,15 @@ class ScaleDialog(ModalScreen[int | None]):
     def on_mount(self) -> None:
         self.query_one(Input).focus()
 
-    def _submit(self) -> None:
-        error = self.query_one("#error", Static)
-        try:
-            value = parse_job_count(self.query_one("#jobs", Input).value)
-        except ValueError as exc:
-            error.update(str(exc))
-            error.display = True
-            return
-        self.dismiss(value)
+    def _read(self) -> int:
+        return parse_job_count(self.query_one("#jobs", Input).value)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
         self._submit()
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        event.stop()
-        if event.button.id == "ok":
-            self._submit()
-        else:
-            self.dismiss(None)
 
-    def action_cancel(self) -> None:
-        self.dismiss(None)
-
-
-class AdaptDialog(ModalScreen[tuple[int, int] | None]):
+class AdaptDialog(_NumberDialog[tuple[int, int] | None]):
     """Adaptive scaling bounds, in jobs."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="adapt.cancel")]
@@ -99,20 +115,14 @@ class AdaptDialog(ModalScreen[tuple[int, int] | None]):
     def on_mount(self) -> None:
         self.query_one("#min", Input).focus()
 
-    def _submit(self) -> None:
-        error = self.query_one("#error", Static)
-        try:
-            lo = parse_job_count(self.query_one("#min", Input).value, field="minimum")
-            hi = parse_job_count(self.query_one("#max", Input).value, field="maximum")
-            if hi < lo:
-                raise ValueError(f"The maximum ({hi}) must be at least the minimum ({lo}).")
-            if hi == 0:
-                raise ValueError("The maximum must be at least 1 job.")
-        except ValueError as exc:
-            error.update(str(exc))
-            error.display = True
-            return
-        self.dismiss((lo, hi))
+    def _read(self) -> tuple[int, int]:
+        lo = parse_job_count(self.query_one("#min", Input).value, field="minimum")
+        hi = parse_job_count(self.query_one("#max", Input).value, field="maximum")
+        if hi < lo:
+            raise ValueError(f"The maximum ({hi}) must be at least the minimum ({lo}).")
+        if hi == 0:
+            raise ValueError("The maximum must be at least 1 job.")
+        return lo, hi
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
@@ -120,13 +130,3 @@ class AdaptDialog(ModalScreen[tuple[int, int] | None]):
             self.query_one("#max", Input).focus()
         else:
             self._submit()
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        event.stop()
-        if event.button.id == "ok":
-            self._submit()
-        else:
-            self.dismiss(None)
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
