@@ -27,6 +27,8 @@ _SIMPLE = [
     ("--queue", "NAME", "SGE queue (-q)"),
     ("--project", "NAME", "SGE project (-P)"),
     ("--walltime", "HH:MM:SS", "job walltime (-l h_rt); default: dask-jobqueue's"),
+    ("--lifetime", "DURATION", "workers retire gracefully, handing over their data, after this "
+     "long; auto (default): shortly before the walltime; off: let SGE kill them at the walltime"),
     ("--interface", "NIC", "the workers' network interface, e.g. ib0"),
     ("--scheduler-interface", "NIC", "this host's network interface for the scheduler, e.g. bond1"),
     ("--local-directory", "DIR", "the workers' fast local storage for spilling"),

@@ -93,6 +93,7 @@ class ClusterController:
         self._retiring: dict[str, float] = {}  # spec name -> since
         self._job_ids: dict[str, str] = {}  # spec name -> SGE job id (kept after the job left)
         self._submitted_at: dict[str, float] = {}  # spec name -> when the console asked for it
+        self._started_at: dict[str, float] = {}  # spec name -> when SGE started it running
         self._gone: dict[str, tuple[float, JobRow]] = {}  # spec name -> (when, last row)
         self._deleted_by_us: set[str] = set()  # spec names we removed on purpose
         self._closed = False
@@ -533,6 +534,8 @@ class ClusterController:
             elif job_id is not None:
                 sj = by_id.get(job_id)
                 if sj is not None:
+                    if sj.started:
+                        self._started_at[name] = sj.started
                     row = replace(
                         row,
                         state=sj.state,
@@ -567,12 +570,20 @@ class ClusterController:
         cluster = self.cluster
         with self._lock:
             names = [n for n in names if n not in self._retiring and n not in self._deleted_by_us]
+            lifetime = self.settings.worker_lifetime() if self.backend == "sge" else None
             for n in names:
                 self._gone[n] = (now, replace(rows[n], state=JobState.GONE, since=now))
-                self.notices.append(
-                    f"job {self._job_ids.get(n)} ({n}) left the queue without the console "
-                    "deleting it (qdel from outside, walltime, or a node failure)"
-                )
+                started = self._started_at.get(n)
+                if lifetime and started and now - started >= lifetime[0] - lifetime[1] - 5:
+                    self.notices.append(
+                        f"job {self._job_ids.get(n)} ({n}) ended at its worker lifetime, before "
+                        "the walltime: its workers handed their data to the others first"
+                    )
+                else:
+                    self.notices.append(
+                        f"job {self._job_ids.get(n)} ({n}) left the queue without the console "
+                        "deleting it (qdel from outside, walltime, or a node failure)"
+                    )
 
         async def drop():
             for n in names:

@@ -67,6 +67,9 @@ class Settings:
     queue: str | None = "grid_short.q"
     project: str | None = None
     walltime: str | None = None  # None: dask-jobqueue's default
+    # Workers retire gracefully (handing their data to the others) before SGE's walltime kills
+    # them: "auto" derives --lifetime from the walltime, "off" disables it, or a duration.
+    lifetime: str = "auto"
     interface: str | None = "ib0"  # the workers' NIC
     scheduler_interface: str | None = "bond1"  # the login node's NIC for the scheduler
     local_directory: str | None = "/var/tmp"
@@ -109,6 +112,36 @@ class Settings:
         return os.path.join(
             _xdg_home("XDG_STATE_HOME", ".local/state"), APP_DIR, "tls", str(os.getpid())
         )
+
+    @property
+    def walltime_seconds(self) -> float | None:
+        """The jobs' walltime in seconds: ours, or dask-jobqueue's default (None if unknown)."""
+        text = self.walltime or jobqueue_shipped_defaults().get("walltime")
+        return _walltime_seconds(text) if text else None
+
+    def worker_lifetime(self) -> tuple[float, float] | None:
+        """(lifetime, stagger) in seconds for the workers' ``--lifetime``, or None.
+
+        A walltime kill is SIGKILL: the job's workers vanish with their data and the scheduler
+        recomputes it. A worker whose lifetime runs out first retires gracefully instead (its
+        keys move to the other workers) and its job ends; the console then submits a
+        replacement when a fixed job count was asked for. "auto" ends lifetimes, stagger
+        included, a margin (10% of the walltime, at least two minutes when the walltime allows)
+        before the walltime; the stagger (5%, at most 5 minutes) keeps jobs from leaving
+        together. None when switched off, when the user passes --lifetime in worker_extra_args
+        themselves, or when no walltime is known.
+        """
+        if self.lifetime == "off" or any(a.startswith("--lifetime") for a in self.worker_extra_args):
+            return None
+        wall = self.walltime_seconds
+        if self.lifetime == "auto":
+            if wall is None:
+                return None
+            margin = max(0.1 * wall, min(120.0, 0.25 * wall))
+            stagger = min(300.0, 0.05 * wall)
+            return (wall - margin - stagger, stagger)
+        life = _duration_seconds(self.lifetime)
+        return (life, min(300.0, 0.05 * life))
 
     @property
     def adaptive(self) -> bool:
@@ -167,6 +200,12 @@ class Settings:
             "worker_extra_args": list(self.worker_extra_args),
             "job_name": console_job_name(),
         }
+        lifetime = self.worker_lifetime()
+        if lifetime is not None:
+            life, stagger = lifetime
+            kwargs["worker_extra_args"] += [
+                "--lifetime", f"{int(life)}s", "--lifetime-stagger", f"{int(stagger)}s"
+            ]
         if self.walltime is not None:
             kwargs["walltime"] = self.walltime
         if self.tls:
@@ -347,6 +386,38 @@ def _to_walltime(name: str, value: Any) -> str | None:
     raise SettingsError(name, f"{value!r} is not a walltime; {accepted}")
 
 
+def _walltime_seconds(text: str) -> float:
+    text = str(text).strip()
+    if text.isdigit():
+        return float(text)
+    h, m, sec = (int(p) for p in text.split(":"))
+    return float(h * 3600 + m * 60 + sec)
+
+
+def _duration_seconds(text: str) -> float:
+    from dask.utils import parse_timedelta
+
+    return float(parse_timedelta(text, default="s"))
+
+
+def _to_lifetime(name: str, value: Any) -> str:
+    accepted = "use auto (end before the walltime), off, or a duration such as 50m, 1h or 3000"
+    if isinstance(value, bool) or value is None:
+        raise SettingsError(name, f"{value!r} is not a lifetime; {accepted}")
+    text = str(value).strip().lower().replace(" ", "")
+    if text in ("auto", "off"):
+        return text
+    if text in ("none", "no", "false", "0"):
+        return "off"
+    try:
+        seconds = _duration_seconds(text)
+    except (ValueError, TypeError, KeyError):
+        raise SettingsError(name, f"{value!r} is not a lifetime; {accepted}") from None
+    if not seconds > 0:
+        raise SettingsError(name, f"{value!r} is not a lifetime; {accepted}")
+    return text
+
+
 def _to_backend(name: str, value: Any) -> str:
     text = value.strip().lower() if isinstance(value, str) else value
     if text not in BACKENDS:
@@ -424,6 +495,7 @@ _CONVERT: dict[str, Callable[[str, Any], Any]] = {
     "queue": lambda n, v: _to_str(n, v, True),
     "project": lambda n, v: _to_str(n, v, True),
     "walltime": _to_walltime,
+    "lifetime": _to_lifetime,
     "interface": lambda n, v: _to_str(n, v, True),
     "scheduler_interface": lambda n, v: _to_str(n, v, True),
     "local_directory": lambda n, v: _to_str(n, v, True),
@@ -769,6 +841,19 @@ def _check_together(s: Settings) -> None:
             f"minimum {s.adapt_min} is above maximum {s.adapt_max}; use MIN:MAX with MIN <= MAX",
             s.origin_of(blame),
         )
+    if s.lifetime not in ("auto", "off"):
+        wall = s.walltime_seconds
+        life = _duration_seconds(s.lifetime)
+        if wall is not None and life * 1.05 >= wall:
+            blame = _later(s, "walltime", "lifetime")
+            raise SettingsError(
+                blame,
+                f"lifetime {s.lifetime} (plus its 5% stagger) does not end before the walltime "
+                f"{s.walltime or jobqueue_shipped_defaults().get('walltime')}: SGE would kill the "
+                "workers with their data first; use a shorter lifetime, a longer walltime, or "
+                "lifetime auto",
+                s.origin_of(blame),
+            )
 
 
 def validate(settings: Settings) -> Settings:

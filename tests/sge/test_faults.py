@@ -104,3 +104,44 @@ def test_worker_dying_of_memory_is_an_error_not_a_crash(sge_settings):
             assert len(_ours()) == 1
             ok = session.run("da.ones((100, 100), chunks=50).sum()")
             assert ok.ok and "10000" in ok.value_repr
+
+
+def test_worker_lifetime_retires_before_the_walltime_keeps_data_and_is_replaced(sge_settings):
+    """A job whose workers reach their --lifetime (set before the walltime so that SGE never
+    kills them with their data) retires gracefully: its data moves to the job that stays, no
+    chunk is recomputed, the console says why the job ended and submits a replacement."""
+    from dask.utils import key_split
+    from distributed import wait
+
+    from .scenarios import memory_transitions
+
+    settings = sge_settings(jobs=1, lifetime="30s")
+    assert settings.worker_lifetime() == (30.0, 1.5)
+    with ClusterController(settings) as c:
+        m = Monitor(c, sge_interval=0)
+        wait_for(lambda: n_workers(m) == 1, 90, what="the first job's worker")
+        first = next(j for j in m.poll().jobs if j.state is JobState.RUNNING)
+        x = da.random.default_rng(5).random((800, 800), chunks=(100, 100))
+        expected = float(x.sum().compute(scheduler="sync"))
+        x = c.client.persist(x)
+        wait(x)
+        prefix, chunks = key_split(x.name), x.npartitions
+        # the second job starts well after the first, so it outlives the first one's lifetime
+        time.sleep(8)
+        c.scale(2)
+        wait_for(lambda: n_workers(m) == 2, 60, what="the second job's worker")
+
+        def first_gone():
+            return any(j.job_id == first.job_id and j.state is JobState.GONE for j in m.poll().jobs)
+
+        wait_for(first_gone, 60, what="the first job to end at its lifetime")
+        assert memory_transitions(c.client, prefix) == chunks  # moved, not recomputed
+        assert float(x.sum().compute()) == pytest.approx(expected)
+        assert any(f"job {first.job_id}" in n and "worker lifetime" in n for n in c.notices), list(c.notices)
+        with open(first.log_path) as f:
+            log = f.read()
+        assert "worker-lifetime-reached" in log, log[-2000:]
+        wait_for(
+            lambda: n_workers(m) >= 1 and len(c.submitted_job_ids()) >= 3, 60,
+            what="a replacement job for the one that ended",
+        )

@@ -91,7 +91,8 @@ def test_sge_cluster_kwargs_are_exactly_what_sgecluster_takes(home):
         "job_extra_directives": ["-pe smp 24"],
         "resource_spec": None,
         "log_directory": str(home / "state" / "naist-dask-tui" / "logs"),
-        "worker_extra_args": [],
+        # dask-jobqueue's 30 min walltime: retire at 25.5 min +- 90 s, 3 min before SGE's kill
+        "worker_extra_args": ["--lifetime", "1530s", "--lifetime-stagger", "90s"],
         "security": True,
         "shared_temp_directory": str(home / "state" / "naist-dask-tui" / "tls" / str(os.getpid())),
     }
@@ -100,6 +101,31 @@ def test_sge_cluster_kwargs_are_exactly_what_sgecluster_takes(home):
     assert with_more["walltime"] == "01:00:00"
     assert with_more["scheduler_options"]["dashboard_address"] == "127.0.0.1:8787"
     assert "job_extra" not in with_more
+
+
+@pytest.mark.parametrize(
+    "overrides, expected",
+    [
+        ({}, (1530.0, 90.0)),  # dask-jobqueue's default walltime, 30 min
+        ({"walltime": "04:00:00"}, (12660.0, 300.0)),  # margin 24 min, stagger capped at 5 min
+        ({"walltime": "120"}, (84.0, 6.0)),  # short walltime: margin a quarter of it
+        ({"walltime": "04:00:00", "lifetime": "3h"}, (10800.0, 300.0)),
+        ({"lifetime": "20m"}, (1200.0, 60.0)),
+        ({"lifetime": "off"}, None),
+        ({"lifetime": "0"}, None),
+        ({"worker_extra_args": "--lifetime 10m"}, None),  # the user's own flag wins
+    ],
+)
+def test_worker_lifetime_ends_before_the_walltime(overrides, expected):
+    s = load_settings(overrides, env={})
+    assert s.worker_lifetime() == expected
+    args = s.sge_cluster_kwargs()["worker_extra_args"]
+    if expected is None:
+        assert args.count("--lifetime") == (1 if overrides.get("worker_extra_args") else 0)
+    else:
+        life, stagger = expected
+        assert args[-4:] == ["--lifetime", f"{int(life)}s", "--lifetime-stagger", f"{int(stagger)}s"]
+        assert life + stagger < s.walltime_seconds
 
 
 # -- the layers, one above the other -------------------------------------------------------------
@@ -316,6 +342,11 @@ def test_explicit_config_path(home, tmp_path):
         ({"walltime": "1h"}, "walltime: '1h' is not a walltime; use HH:MM:SS (e.g. 01:30:00) or a "
                              "number of seconds (e.g. 5400) (from --walltime)"),
         ({"walltime": "00:61:00"}, "walltime: '00:61:00' is not a walltime; use HH:MM:SS"),
+        ({"lifetime": "soon"}, "lifetime: 'soon' is not a lifetime; use auto (end before the "
+                               "walltime), off, or a duration such as 50m, 1h or 3000 (from --lifetime)"),
+        ({"lifetime": "1h"}, "lifetime: lifetime 1h (plus its 5% stagger) does not end before the "
+                             "walltime 00:30:00: SGE would kill the workers with their data first"),
+        ({"lifetime": "50m", "walltime": "00:50:00"}, "lifetime: lifetime 50m (plus its 5% stagger)"),
         ({"backend": "slurm"}, "backend: 'slurm' is not a backend; use one of auto, sge, local (from --backend)"),
         ({"attach": "no port"}, "attach: 'no port' is not a scheduler address; use host:port, optionally "
                                 "with tcp:// or tls://, e.g. tcp://login1:8786 (from --attach)"),
