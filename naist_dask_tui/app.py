@@ -76,7 +76,11 @@ def _compute_pane(controller: Any) -> Widget | None:
     except ImportError:
         return None
     try:
-        return ComputePane(ComputeSession(controller.client, controller.cluster))
+        return ComputePane(
+            ComputeSession(
+                controller.client, controller.cluster, client_source=lambda: controller.client
+            )
+        )
     except Exception:  # a broken pane must not take the console down with it
         return None
 

@@ -41,6 +41,7 @@ from naist_dask_tui.core.snapshot import ClusterSnapshot, JobRow, JobState, SgeJ
 
 logger = logging.getLogger(__name__)
 
+ATTACH_TIMEOUT = 15.0  # seconds a client waits for (or tries to get back) a scheduler we attach to
 RETIRE_TIMEOUT = 120.0  # seconds to move a leaving job's data before deleting it anyway
 GONE_KEEP = 120.0  # seconds a vanished job stays listed as "gone"
 
@@ -105,7 +106,7 @@ class ClusterController:
     def start(self) -> None:
         s = self.settings
         if self.backend == "attach":
-            self.client = Client(s.attach, timeout="15s")
+            self.client = Client(s.attach, timeout=ATTACH_TIMEOUT)
         elif self.backend == "sge":
             from naist_dask_tui.core import preflight
 
@@ -201,6 +202,26 @@ class ClusterController:
             job_id = getattr(job, "job_id", None)
             if job_id:
                 self._job_ids[str(name)] = str(job_id)
+
+    def reconnect(self) -> bool:
+        """Attach mode: once the client gave up on a scheduler that went away (it retries by
+        itself for ``ATTACH_TIMEOUT``), try a new client at the same address. True when a new
+        client is in place; callers holding the old one (probe, compute session) rebind to
+        ``self.client``. Other backends own their scheduler: nothing to reconnect to."""
+        if self.backend != "attach" or self._closed or self.client is None:
+            return False
+        if self.client.status not in ("closed", "closing"):
+            return False  # connected, or still reconnecting by itself
+        try:
+            new = Client(self.settings.attach, timeout=min(ATTACH_TIMEOUT, 5.0), set_as_default=True)
+        except Exception:
+            return False
+        with self._lock:
+            old, self.client = self.client, new
+        with contextlib.suppress(Exception):
+            old.close()
+        self.notices.append(f"reconnected to the scheduler at {self.settings.attach}")
+        return True
 
     # ------------------------------------------------------------------ scaling
     def _require_scalable(self) -> None:

@@ -24,6 +24,7 @@ import time
 import traceback
 import uuid
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -456,9 +457,14 @@ class ComputeSession:
         max_output_chars: int = DEFAULT_MAX_OUTPUT_CHARS,
         progress_interval: float = 0.25,
         namespace: dict[str, Any] | None = None,
+        client_source: Callable[[], Any] | None = None,
         **extras: Any,
     ) -> None:
         self.client = client
+        # Where the current client comes from: a controller attached to a remote scheduler
+        # replaces its client after reconnecting, and the next run picks the new one up.
+        self._client_source = client_source
+        self._progress_interval = progress_interval
         self.cluster = cluster
         self.max_result_bytes = max_result_bytes
         self.max_output_chars = max_output_chars
@@ -554,7 +560,17 @@ class ComputeSession:
             self._running = False
             self._run_lock.release()
 
+    def _use_current_client(self) -> None:
+        client = self._client_source() if self._client_source is not None else None
+        if client is None or client is self.client:
+            return
+        self.client = client
+        self._tracker = ProgressTracker(client, interval=self._progress_interval)
+        if self._namespace is not None:
+            self._namespace["client"] = client
+
     def _run(self, code: str, persist: bool) -> RunResult:
+        self._use_current_client()
         self._number += 1
         number = self._number
         started_at = time.time()

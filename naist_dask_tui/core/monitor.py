@@ -58,6 +58,8 @@ class Monitor:
         c = self.controller
         now = time.time()
         error = None
+        if self.probe.client is not c.client:  # the controller reconnected (attach mode)
+            self.probe = SchedulerProbe(c.client, job_of=c.job_of)
         try:
             cluster = self.probe.snapshot()
             connected = True
@@ -65,6 +67,12 @@ class Monitor:
             cluster = None
             connected = False
             error = f"scheduler {c.scheduler_address} not answering: {type(exc).__name__}: {exc}".rstrip(": ")
+            if c.backend == "attach" and c.reconnect():
+                self.probe = SchedulerProbe(c.client, job_of=c.job_of)
+                try:
+                    cluster, connected, error = self.probe.snapshot(), True, None
+                except Exception:
+                    pass
         jobs, sge_time = self._read_queue(now)
         try:
             rows = c.jobs_view(jobs, cluster, now=now, sge_time=sge_time)

@@ -158,6 +158,74 @@ def test_attach_to_a_running_scheduler_and_lose_it(tmp_path):
         cluster.close()
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _spawn(*args: str):
+    import subprocess
+    import sys
+
+    return subprocess.Popen(
+        [sys.executable, "-m", *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+
+
+def test_attached_console_reconnects_when_the_scheduler_comes_back(tmp_path, monkeypatch):
+    """A scheduler we attach to restarts at the same address (a researcher's batch job
+    restarted): the console shows it lost, then reconnects by itself, and the compute pane
+    runs on the new connection."""
+    import naist_dask_tui.core.cluster as cluster_mod
+    from naist_dask_tui.core.compute import ComputeSession
+
+    monkeypatch.setattr(cluster_mod, "ATTACH_TIMEOUT", 2.0)  # the client gives up after 2 s
+    address = f"tcp://127.0.0.1:{_free_port()}"
+    sched_args = ("distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port",
+                  address.rsplit(":", 1)[1], "--no-dashboard")
+    worker_args = ("distributed.cli.dask_worker", address, "--nthreads", "1", "--no-nanny")
+    procs = [_spawn(*sched_args)]
+    c = ClusterController(load_settings(dict(attach=address), env={}))
+    try:
+        procs.append(_spawn(*worker_args))
+        wait_until(lambda: _answers(address), 60, what="the scheduler")
+        c.start()
+        m = Monitor(c)
+        session = ComputeSession(c.client, None, client_source=lambda: c.client)
+        wait_until(lambda: (s := m.poll()).connected and s.cluster.n_workers == 1, 60, what="a worker")
+        first_client = c.client
+        for p in procs:
+            p.kill()
+            p.wait()
+        wait_until(lambda: not m.poll().connected, 30, what="the lost state")
+        procs = [_spawn(*sched_args)]
+        procs.append(_spawn(*worker_args))
+        snap = wait_until(
+            lambda: (s := m.poll()).connected and s.cluster and s.cluster.n_workers == 1 and s,
+            90, interval=1.0, what="the console to reconnect",
+        )
+        assert c.client is not first_client and snap.error is None
+        assert any("reconnected" in n for n in snap.notices)
+        result = session.run("da.ones((100, 100), chunks=50).sum()")
+        assert result.ok and "10000" in result.value_repr, result
+    finally:
+        c.close()
+        for p in procs:
+            p.kill()
+            p.wait()
+
+
+def _answers(address: str) -> bool:
+    try:
+        with Client(address, timeout=2) as client:
+            return client.scheduler_info() is not None
+    except Exception:
+        return False
+
+
 def test_client_side_compute_uses_the_console_cluster(tmp_path):
     # A user's bare .compute() in the console must run on the console's cluster.
     with ClusterController(local_settings(tmp_path, jobs=1)) as c:
