@@ -31,7 +31,7 @@ ORDER = ("probe", "refresh", "compute", "startup", "memory", "scale_sge", "keys"
 ALIASES = {"scale": "scale_sge", "sge": "scale_sge", "key": "keys", "mem": "memory"}
 # Per-part time limits (s), full / quick: a part that hangs is stopped and reported.
 LIMITS = {
-    "probe": (420, 120), "refresh": (240, 120), "compute": (420, 150), "startup": (180, 90),
+    "probe": (420, 120), "refresh": (240, 120), "compute": (600, 150), "startup": (180, 90),
     "memory": (240, 90), "scale_sge": (300, 120), "keys": (120, 60),
 }
 

@@ -5,8 +5,8 @@ hits both alike); the console side has progress polled at the UI's rate (4 Hz) b
 reads ``session.progress()`` like the pane's timer does. Prints each run, the medians and the
 ratio console / plain (goal: <= 1.03).
 
-    /work/venv/bin/python bench/bench_compute.py            # ~20-40 s a run, 3 rounds
-    /work/venv/bin/python bench/bench_compute.py --quick    # under a minute in all
+    python bench/bench_compute.py             # sized to ~25 s a run here, 4 alternated pairs
+    python bench/bench_compute.py --quick     # ~4 s a run, under a minute in all
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ import time
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small size (< 60 s in all)")
-    parser.add_argument("--rounds", type=int, default=None, help="pairs of runs (default 3)")
-    parser.add_argument("--side", type=int, default=None, help="array side n for (n, n, 10)")
+    parser.add_argument("--rounds", type=int, default=None, help="pairs of runs (default 4; --quick 3)")
+    parser.add_argument("--side", type=int, default=None, help="array side n for (n, n, 10); default: sized to ~25 s a run")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--poll-hz", type=float, default=4.0, help="UI progress polling rate")
@@ -32,9 +32,7 @@ def main() -> None:
 
     from naist_dask_tui.core.compute import ComputeSession, lab_snippet
 
-    side = args.side or (6000 if args.quick else 14000)
-    rounds = args.rounds or 3
-    shape = (side, side, 10)
+    rounds = args.rounds or (3 if args.quick else 4)
     chunks = (1000, 1000, 5)
 
     with LocalCluster(
@@ -42,7 +40,7 @@ def main() -> None:
         dashboard_address=None,
     ) as cluster, Client(cluster) as client:
         session = ComputeSession(client, cluster, progress_interval=1.0 / args.poll_hz)
-        code = lab_snippet(False, shape=shape)
+        shape = (0, 0, 10)
 
         def plain() -> float:
             t0 = time.perf_counter()
@@ -64,7 +62,7 @@ def main() -> None:
             poller = threading.Thread(target=ui_poll, daemon=True)
             poller.start()
             t0 = time.perf_counter()
-            result = session.run(code)
+            result = session.run(lab_snippet(False, shape=shape))
             elapsed = time.perf_counter() - t0
             stop.set()
             poller.join()
@@ -75,10 +73,23 @@ def main() -> None:
             console.tasks = result.task_count  # type: ignore[attr-defined]
             return elapsed
 
-        print(f"shape {shape}, chunks {chunks}; LocalCluster {args.workers} worker(s) x "
-              f"{args.threads} thread(s); progress polled at {args.poll_hz:g} Hz")
         # warm-up: imports, worker start-up, the plugin's installation
         session.run(lab_snippet(False, shape=(1000, 1000, 10)))
+        if args.side:
+            side = args.side
+        else:
+            # Size the runs to ~25 s (the issue asks for 20-60 s) on this machine today: the
+            # work grows with side**2; one plain run at a small size tells the speed.
+            cal = 3000 if args.quick else 6000
+            shape = (cal, cal, 10)
+            t = plain()
+            target = 4.0 if args.quick else 25.0
+            side = int(round(cal * (target / t) ** 0.5 / 1000.0)) * 1000
+            side = max(cal, min(side, 24000))
+            print(f"calibration: {shape} took {t:.1f} s -> side {side} for ~{target:g} s a run")
+        shape = (side, side, 10)
+        print(f"shape {shape}, chunks {chunks}; LocalCluster {args.workers} worker(s) x "
+              f"{args.threads} thread(s); progress polled at {args.poll_hz:g} Hz")
         plain_times: list[float] = []
         console_times: list[float] = []
         for i in range(rounds):
