@@ -156,7 +156,12 @@ class SchedulerProbe:
         else:
             rows = dict(rows)
         changed: set[str] = set()
-        for r in raw["rows"]:
+        if "flat" in raw:
+            flat, width = raw["flat"], raw["width"]
+            raw_rows = [flat[i : i + width] for i in range(0, len(flat), width)]
+        else:
+            raw_rows = raw["rows"]
+        for r in raw_rows:
             row = _worker_row(r, self.job_of)
             rows[row.address] = row
             changed.add(row.address)

@@ -1,10 +1,17 @@
 """The console's scheduler-side handler: one lean call per refresh.
 
 Installed on the scheduler as a plugin that registers its own comm handler
-(``scheduler.handlers["ndtui_probe"]``), called by the console as
-``await client.scheduler.ndtui_probe(token=...)``. It returns plain lists holding only the
-fields the panels show, and only the rows of workers that changed since the same caller's
-previous poll, so a refresh at 1,000 workers costs the scheduler about a millisecond.
+(``scheduler.handlers["ndtui_probe_2"]``), called by the console as
+``await client.scheduler.ndtui_probe_2(token=...)``. It returns the fields the panels show,
+only for the workers that changed since the same caller's previous poll, so a refresh at 1,000
+workers costs the scheduler about a millisecond.
+
+The scheduler holds hundreds of thousands of objects, so what the handler allocates matters
+beyond its own run: every container it keeps alive, or makes by the thousand, feeds the cyclic
+garbage collector, whose full passes walk the whole heap. So the rows travel as ONE flat list
+of scalars (``ROW_WIDTH`` values per worker), and a worker's change signature is a plain int
+(hashed from C-level values only: ``Status.__hash__`` is Python code, ``id(status)`` is not;
+the statuses are singletons).
 
 This module is pickled *by value* when it is sent to a scheduler the console attaches to, so
 it must stay self-contained: it imports distributed and the standard library only.
@@ -17,9 +24,11 @@ from collections import OrderedDict
 
 from distributed.diagnostics.plugin import SchedulerPlugin
 
-HANDLER = "ndtui_probe"
-PLUGIN_NAME = "naist-dask-tui-probe"
-MAX_CURSORS = 32  # callers remembered for change tracking (one per console; old ones dropped)
+# Versioned: a scheduler keeps an installed plugin of the same name (``idempotent``), so a
+# reply format change needs new names.
+HANDLER = "ndtui_probe_2"
+PLUGIN_NAME = "naist-dask-tui-probe-2"
+MAX_CURSORS = 64  # callers remembered for change tracking (one per console; old ones dropped)
 
 # Row layout (index -> field); the client side unpacks by these positions.
 ROW_FIELDS = (
@@ -41,11 +50,14 @@ ROW_FIELDS = (
 )
 
 
-def _row(ws) -> list:
+ROW_WIDTH = len(ROW_FIELDS)
+
+
+def _row_into(out: list, ws) -> None:
     m = ws.metrics
     spilled = m.get("spilled_bytes") or {}
     counts = m.get("task_counts") or {}
-    return [
+    out += (
         ws.address,
         str(ws.name),
         ws.host,
@@ -61,32 +73,41 @@ def _row(ws) -> list:
         int(counts.get("ready", 0)) + int(counts.get("constrained", 0)),
         len(ws.has_what),
         float(ws.last_seen),
-    ]
+    )
 
 
 def probe(scheduler, cursors: OrderedDict, token: str | None = None, full: bool = False) -> dict:
     """Rows that changed since ``token``'s previous call (all rows when ``full`` or new token).
 
     What a row shows changes with a heartbeat (``last_seen``), a task landing or leaving
-    (``nbytes``, ``processing``) or a status change; comparing those four values per worker
-    is the whole cost of a poll where nothing changed (~0.2 ms at 1,000 workers).
+    (``nbytes``, ``processing``) or a status change; comparing a hash of those four values per
+    worker is the whole cost of a poll where nothing changed.
     """
     workers = scheduler.workers
     prev = None if (full or token is None) else cursors.get(token)
-    sigs = {}
-    rows = []
+    flat: list = []
     if prev is None:
+        sigs = {}
         for addr, ws in workers.items():
-            sigs[addr] = (ws.last_seen, ws.nbytes, len(ws.processing), ws.status)
-            rows.append(_row(ws))
+            sigs[addr] = hash((ws.last_seen, ws.nbytes, len(ws.processing), id(ws.status)))
+            _row_into(flat, ws)
+        members_changed = True
     else:
+        sigs = prev  # updated in place: no new dict per poll
+        members_changed = False
         get = prev.get
         for addr, ws in workers.items():
-            sig = (ws.last_seen, ws.nbytes, len(ws.processing), ws.status)
-            sigs[addr] = sig
-            if get(addr) != sig:
-                rows.append(_row(ws))
-    members_changed = prev is None or len(prev) != len(sigs) or prev.keys() != sigs.keys()
+            sig = hash((ws.last_seen, ws.nbytes, len(ws.processing), id(ws.status)))
+            old = get(addr)
+            if old != sig:
+                if old is None:
+                    members_changed = True
+                sigs[addr] = sig
+                _row_into(flat, ws)
+        if len(sigs) != len(workers):
+            members_changed = True
+            for addr in [a for a in sigs if a not in workers]:
+                del sigs[addr]
     if token is not None:
         cursors[token] = sigs
         cursors.move_to_end(token)
@@ -101,7 +122,8 @@ def probe(scheduler, cursors: OrderedDict, token: str | None = None, full: bool 
         "time": time.time(),
         "address": scheduler.address,
         "members": list(sigs) if members_changed else None,
-        "rows": rows,
+        "flat": flat,
+        "width": ROW_WIDTH,
         "full": prev is None,
         "tasks": states,
         "n_tasks": len(scheduler.tasks),
@@ -109,7 +131,7 @@ def probe(scheduler, cursors: OrderedDict, token: str | None = None, full: bool 
 
 
 class ProbePlugin(SchedulerPlugin):
-    """Registers the ``ndtui_probe`` handler on the scheduler it is added to."""
+    """Registers the ``ndtui_probe_2`` handler on the scheduler it is added to."""
 
     name = PLUGIN_NAME
     idempotent = True
