@@ -11,7 +11,6 @@ event loop: the spaced figure is the one that sits under every probe call measur
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -19,12 +18,6 @@ import time
 import psutil
 
 CALLS = 500
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _add_noop(dask_scheduler) -> None:
@@ -36,10 +29,11 @@ def _add_noop(dask_scheduler) -> None:
 
 def main() -> None:
     from distributed import Client
+    from distributed.utils import open_port
 
     from naist_dask_tui.core.probe import SchedulerProbe
 
-    port = _free_port()
+    port = open_port("127.0.0.1")
     sched = subprocess.Popen(
         [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
          "--port", str(port), "--no-dashboard"],

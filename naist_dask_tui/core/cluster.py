@@ -213,7 +213,7 @@ class ClusterController:
         if self.client.status not in ("closed", "closing"):
             return False  # connected, or still reconnecting by itself
         try:
-            new = Client(self.settings.attach, timeout=min(ATTACH_TIMEOUT, 5.0), set_as_default=True)
+            new = Client(self.settings.attach, timeout=min(ATTACH_TIMEOUT, 5.0))
         except Exception:
             return False
         with self._lock:
@@ -596,15 +596,12 @@ class ClusterController:
                 self._gone[n] = (now, replace(rows[n], state=JobState.GONE, since=now))
                 started = self._started_at.get(n)
                 if lifetime and started and now - started >= lifetime[0] - lifetime[1] - 5:
-                    self.notices.append(
-                        f"job {self._job_ids.get(n)} ({n}) ended at its worker lifetime, before "
-                        "the walltime: its workers handed their data to the others first"
-                    )
+                    why = ("ended at its worker lifetime, before the walltime: its workers "
+                           "handed their data to the others first")
                 else:
-                    self.notices.append(
-                        f"job {self._job_ids.get(n)} ({n}) left the queue without the console "
-                        "deleting it (qdel from outside, walltime, or a node failure)"
-                    )
+                    why = ("left the queue without the console deleting it (qdel from outside, "
+                           "walltime, or a node failure)")
+                self.notices.append(f"job {self._job_ids.get(n)} ({n}) {why}")
 
         async def drop():
             for n in names:

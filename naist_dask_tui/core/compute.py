@@ -464,7 +464,6 @@ class ComputeSession:
         # Where the current client comes from: a controller attached to a remote scheduler
         # replaces its client after reconnecting, and the next run picks the new one up.
         self._client_source = client_source
-        self._progress_interval = progress_interval
         self.cluster = cluster
         self.max_result_bytes = max_result_bytes
         self.max_output_chars = max_output_chars
@@ -565,7 +564,7 @@ class ComputeSession:
         if client is None or client is self.client:
             return
         self.client = client
-        self._tracker = ProgressTracker(client, interval=self._progress_interval)
+        self._tracker = ProgressTracker(client, interval=self._tracker.interval)
         if self._namespace is not None:
             self._namespace["client"] = client
 

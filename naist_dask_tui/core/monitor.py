@@ -54,23 +54,26 @@ class Monitor:
             self.sge_error = str(exc)
             return None, None
 
+    def _probe_snapshot(self):
+        c = self.controller
+        if self.probe.client is not c.client:  # the controller reconnected (attach mode)
+            self.probe = SchedulerProbe(c.client, job_of=c.job_of)
+        return self.probe.snapshot()
+
     def poll(self) -> ConsoleSnapshot:
         c = self.controller
         now = time.time()
         error = None
-        if self.probe.client is not c.client:  # the controller reconnected (attach mode)
-            self.probe = SchedulerProbe(c.client, job_of=c.job_of)
         try:
-            cluster = self.probe.snapshot()
+            cluster = self._probe_snapshot()
             connected = True
         except Exception as exc:
             cluster = None
             connected = False
             error = f"scheduler {c.scheduler_address} not answering: {type(exc).__name__}: {exc}".rstrip(": ")
-            if c.backend == "attach" and c.reconnect():
-                self.probe = SchedulerProbe(c.client, job_of=c.job_of)
+            if c.reconnect():  # attach mode, once the old client gave up
                 try:
-                    cluster, connected, error = self.probe.snapshot(), True, None
+                    cluster, connected, error = self._probe_snapshot(), True, None
                 except Exception:
                     pass
         jobs, sge_time = self._read_queue(now)

@@ -19,7 +19,7 @@ import cloudpickle
 import dask
 
 from naist_dask_tui.core import scheduler_plugin
-from naist_dask_tui.core.scheduler_plugin import HANDLER, ProbePlugin
+from naist_dask_tui.core.scheduler_plugin import HANDLER, ROW_WIDTH, ProbePlugin
 from naist_dask_tui.core.snapshot import ClusterSnapshot, TaskCounts, WorkerRow
 
 logger = logging.getLogger(__name__)
@@ -68,14 +68,15 @@ def _worker_row(raw: list, job_of: Callable[[str], str | None]) -> WorkerRow:
     )
 
 
-def _identity_rows(info: dict) -> list[list]:
-    rows = []
+def _identity_flat(info: dict) -> list:
+    """The plugin's flat row layout (``ROW_WIDTH`` values a worker) from ``identity()``."""
+    flat: list = []
     for addr, w in info.get("workers", {}).items():
         m = w.get("metrics", {})
         spilled = m.get("spilled_bytes") or {}
         counts = m.get("task_counts") or {}
-        rows.append(
-            [
+        flat.extend(
+            (
                 addr,
                 str(w.get("name", addr)),
                 w.get("host", ""),
@@ -91,9 +92,9 @@ def _identity_rows(info: dict) -> list[list]:
                 int(counts.get("ready", 0)),
                 int(w.get("has_what", 0) if isinstance(w.get("has_what"), int) else 0),
                 float(w.get("last_seen", 0.0)),
-            ]
+            )
         )
-    return rows
+    return flat
 
 
 class SchedulerProbe:
@@ -137,7 +138,8 @@ class SchedulerProbe:
             "time": info.get("time", 0.0),
             "address": info.get("address", ""),
             "members": list(info.get("workers", {})),
-            "rows": _identity_rows(info),
+            "flat": _identity_flat(info),
+            "width": ROW_WIDTH,
             "full": True,
             "tasks": {},
             "n_tasks": info.get("n_tasks", 0) if isinstance(info.get("n_tasks"), int) else 0,
@@ -156,12 +158,9 @@ class SchedulerProbe:
         else:
             rows = dict(rows)
         changed: set[str] = set()
-        if "flat" in raw:
-            flat, width = raw["flat"], raw["width"]
-            raw_rows = [flat[i : i + width] for i in range(0, len(flat), width)]
-        else:
-            raw_rows = raw["rows"]
-        for r in raw_rows:
+        flat, width = raw["flat"], raw["width"]
+        for i in range(0, len(flat), width):
+            r = flat[i : i + width]
             row = _worker_row(r, self.job_of)
             rows[row.address] = row
             changed.add(row.address)

@@ -10,6 +10,7 @@ what was given, the accepted form and where the value came from.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib.util
 import os
 import re
@@ -114,9 +115,13 @@ class Settings:
         )
 
     @property
+    def effective_walltime(self) -> str | None:
+        """The jobs' walltime: ours, or dask-jobqueue's default (None if unknown)."""
+        return self.walltime or jobqueue_shipped_defaults().get("walltime")
+
+    @property
     def walltime_seconds(self) -> float | None:
-        """The jobs' walltime in seconds: ours, or dask-jobqueue's default (None if unknown)."""
-        text = self.walltime or jobqueue_shipped_defaults().get("walltime")
+        text = self.effective_walltime
         return _walltime_seconds(text) if text else None
 
     def worker_lifetime(self) -> tuple[float, float] | None:
@@ -138,10 +143,10 @@ class Settings:
             if wall is None:
                 return None
             margin = max(0.1 * wall, min(120.0, 0.25 * wall))
-            stagger = min(300.0, 0.05 * wall)
+            stagger = _stagger(wall)
             return (wall - margin - stagger, stagger)
         life = _duration_seconds(self.lifetime)
-        return (life, min(300.0, 0.05 * life))
+        return (life, _stagger(life))
 
     @property
     def adaptive(self) -> bool:
@@ -387,11 +392,17 @@ def _to_walltime(name: str, value: Any) -> str | None:
 
 
 def _walltime_seconds(text: str) -> float:
+    """Seconds of a walltime already accepted by ``_to_walltime`` (HH:MM:SS or seconds)."""
     text = str(text).strip()
-    if text.isdigit():
+    m = _WALLTIME.match(text)
+    if m is None:
         return float(text)
-    h, m, sec = (int(p) for p in text.split(":"))
-    return float(h * 3600 + m * 60 + sec)
+    return float(int(m[1]) * 3600 + int(m[2]) * 60 + int(m[3]))
+
+
+def _stagger(seconds: float) -> float:
+    """The workers' ``--lifetime-stagger`` for a span: 5% of it, at most 5 minutes."""
+    return min(300.0, 0.05 * seconds)
 
 
 def _duration_seconds(text: str) -> float:
@@ -597,6 +608,12 @@ def _flatten_dask(cfg: Mapping[str, Any]) -> dict[str, Any]:
 
 def jobqueue_shipped_defaults() -> dict[str, Any]:
     """The ``jobqueue.sge`` defaults dask-jobqueue ships (read from its jobqueue.yaml)."""
+    return dict(_read_jobqueue_shipped_defaults())
+
+
+@functools.lru_cache(maxsize=1)
+def _read_jobqueue_shipped_defaults() -> dict[str, Any]:
+    # Read once: the walltime fallback is asked for by validation and by the controller.
     try:
         spec = importlib.util.find_spec("dask_jobqueue")
         directory = spec.submodule_search_locations[0] if spec and spec.submodule_search_locations else None
@@ -841,19 +858,16 @@ def _check_together(s: Settings) -> None:
             f"minimum {s.adapt_min} is above maximum {s.adapt_max}; use MIN:MAX with MIN <= MAX",
             s.origin_of(blame),
         )
-    if s.lifetime not in ("auto", "off"):
-        wall = s.walltime_seconds
-        life = _duration_seconds(s.lifetime)
-        if wall is not None and life * 1.05 >= wall:
-            blame = _later(s, "walltime", "lifetime")
-            raise SettingsError(
-                blame,
-                f"lifetime {s.lifetime} (plus its 5% stagger) does not end before the walltime "
-                f"{s.walltime or jobqueue_shipped_defaults().get('walltime')}: SGE would kill the "
-                "workers with their data first; use a shorter lifetime, a longer walltime, or "
-                "lifetime auto",
-                s.origin_of(blame),
-            )
+    lifetime, wall = s.worker_lifetime(), s.walltime_seconds
+    if s.lifetime != "auto" and lifetime is not None and wall is not None and sum(lifetime) >= wall:
+        blame = _later(s, "walltime", "lifetime")
+        raise SettingsError(
+            blame,
+            f"lifetime {s.lifetime} (plus its 5% stagger) does not end before the walltime "
+            f"{s.effective_walltime}: SGE would kill the workers with their data first; use a "
+            "shorter lifetime, a longer walltime, or lifetime auto",
+            s.origin_of(blame),
+        )
 
 
 def validate(settings: Settings) -> Settings:

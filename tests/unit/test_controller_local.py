@@ -158,14 +158,6 @@ def test_attach_to_a_running_scheduler_and_lose_it(tmp_path):
         cluster.close()
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _spawn(*args: str):
     import subprocess
     import sys
@@ -179,11 +171,13 @@ def test_attached_console_reconnects_when_the_scheduler_comes_back(tmp_path, mon
     """A scheduler we attach to restarts at the same address (a researcher's batch job
     restarted): the console shows it lost, then reconnects by itself, and the compute pane
     runs on the new connection."""
+    from distributed.utils import open_port
+
     import naist_dask_tui.core.cluster as cluster_mod
     from naist_dask_tui.core.compute import ComputeSession
 
     monkeypatch.setattr(cluster_mod, "ATTACH_TIMEOUT", 2.0)  # the client gives up after 2 s
-    address = f"tcp://127.0.0.1:{_free_port()}"
+    address = f"tcp://127.0.0.1:{open_port('127.0.0.1')}"
     sched_args = ("distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port",
                   address.rsplit(":", 1)[1], "--no-dashboard")
     worker_args = ("distributed.cli.dask_worker", address, "--nthreads", "1", "--no-nanny")
