@@ -94,6 +94,9 @@ class ClusterController:
         self._retiring: dict[str, float] = {}  # spec name -> since
         self._job_ids: dict[str, str] = {}  # spec name -> SGE job id (kept after the job left)
         self._submitted_at: dict[str, float] = {}  # spec name -> when the console asked for it
+        # spec name -> when its job id was first seen (qsub had returned): only a qstat begun
+        # after that can tell that the job is gone
+        self._id_seen_at: dict[str, float] = {}
         self._started_at: dict[str, float] = {}  # spec name -> when SGE started it running
         self._gone: dict[str, tuple[float, JobRow]] = {}  # spec name -> (when, last row)
         self._deleted_by_us: set[str] = set()  # spec names we removed on purpose
@@ -202,6 +205,7 @@ class ClusterController:
             job_id = getattr(job, "job_id", None)
             if job_id:
                 self._job_ids[str(name)] = str(job_id)
+                self._id_seen_at.setdefault(str(name), time.time())
 
     def reconnect(self) -> bool:
         """Attach mode: once the client gave up on a scheduler that went away (it retries by
@@ -570,7 +574,8 @@ class ClusterController:
                 elif (
                     sge_jobs is not None
                     and not addrs
-                    and (sge_time or now) > (submitted or 0) + 2.0  # qstat newer than qsub
+                    # a qstat begun before qsub returned cannot list the job (slow qsub)
+                    and (sge_time or now) > self._id_seen_at.get(name, now) + 1.0
                 ):
                     vanished.append(name)
                     row = replace(row, state=JobState.GONE, since=now)
