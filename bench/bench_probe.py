@@ -9,7 +9,7 @@ Layout (all on this machine, loopback only):
   monitor) so 1,000 of them keep heartbeating on 2 cores; the scheduler sets their heartbeat
   interval as usual (6 s at 1,000 workers);
 * this process is the console side: a synchronous ``Client`` and the console's own
-  ``SchedulerProbe`` (the ``ndtui_probe_2`` scheduler plugin).
+  ``SchedulerProbe`` (the ``ndtui_probe_3`` scheduler plugin).
 
 Scheduler CPU per call = (scheduler CPU during K calls - idle rate x the same wall time) / K,
 the idle rate taken from idle windows right before and after; every method is measured in each

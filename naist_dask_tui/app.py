@@ -1,7 +1,12 @@
-"""The Textual app: owns the poll loop, the history and the controller calls.
+"""The Textual app: the poll loop, the hand-off of each snapshot to the screen, and the
+controller calls.
 
-Data flows one way (monitor -> ``SnapshotFetched`` -> widgets); intents flow back (key ->
-action -> a queued controller call on one control thread -> ``ActionDone``/``ActionFailed``).
+Data flows one way: monitor -> ``SnapshotFetched`` -> ``MainScreen.snapshot`` (a reactive set
+inside ``batch_update()``) -> widgets. Intents flow back: key -> screen action (dialogs there)
+-> intent message (``ScaleRequested``, ...) -> a queued controller call on one control thread
+-> ``ActionDone``/``ActionFailed``. The controller is anything that speaks
+:class:`~naist_dask_tui.core.control.ClusterControl`: a keeper's cluster seen from here, one in
+this process (tests, the keeper itself), or a scheduler started elsewhere (watch only).
 """
 
 from __future__ import annotations
@@ -25,9 +30,18 @@ from textual.widget import Widget
 from textual.worker import Worker, WorkerState, get_current_worker
 
 import naist_dask_tui
-from naist_dask_tui.core.snapshot import ConsoleSnapshot, JobRow, JobState
-from naist_dask_tui.history import ClusterTotals, MemoryHistory
-from naist_dask_tui.messages import ActionDone, ActionFailed, SnapshotFetched
+from naist_dask_tui.core.control import Capabilities
+from naist_dask_tui.core.snapshot import ConsoleSnapshot
+from naist_dask_tui.history import MemoryHistory
+from naist_dask_tui.messages import (
+    ActionDone,
+    ActionFailed,
+    AdaptRequested,
+    LeaveRequested,
+    RetireRequested,
+    ScaleRequested,
+    SnapshotFetched,
+)
 
 CSS_FILES = ("app.tcss", "panels.tcss", "dialogs.tcss")
 OPTIONAL_CSS_FILES = ("compute.tcss",)  # written by the compute pane's owner
@@ -67,18 +81,18 @@ def _user() -> str:
 
 
 def _compute_pane(controller: Any) -> Widget | None:
-    """The compute pane when its module exists and a client is up; None otherwise."""
-    if controller is None or getattr(controller, "client", None) is None:
+    """The compute pane when a client is up; None otherwise."""
+    if controller is None or controller.client is None:
         return None
-    try:
-        from naist_dask_tui.core.compute import ComputeSession
-        from naist_dask_tui.widgets.command_pane import ComputePane
-    except ImportError:
-        return None
+    from naist_dask_tui.core.compute import ComputeSession
+    from naist_dask_tui.widgets.command_pane import ComputePane
+
     try:
         return ComputePane(
             ComputeSession(
-                controller.client, controller.cluster, client_source=lambda: controller.client
+                controller.client,
+                controller.cluster_handle(),
+                client_source=lambda: controller.client,
             )
         )
     except Exception:  # a broken pane must not take the console down with it
@@ -88,10 +102,10 @@ def _compute_pane(controller: Any) -> Widget | None:
 def _start_resource_tracker() -> None:
     """Start multiprocessing's resource tracker now, while ``sys.stderr`` is a real file.
 
-    A LocalCluster spawns nanny processes; the first spawn starts the tracker and passes it
-    ``sys.stderr.fileno()``. Inside a running Textual app stderr is a capture object whose
-    fileno is -1, so that first spawn fails ("bad value(s) in fds_to_keep") and the new
-    worker never starts. With the tracker already running nothing asks for stderr's fd.
+    A LocalCluster in this process spawns nanny processes; the first spawn starts the tracker
+    and passes it ``sys.stderr.fileno()``. Inside a running Textual app stderr is a capture
+    object whose fileno is -1, so that first spawn fails ("bad value(s) in fds_to_keep") and
+    the new worker never starts. With the tracker already running nothing asks for stderr's fd.
     """
     try:
         from multiprocessing import resource_tracker
@@ -101,24 +115,13 @@ def _start_resource_tracker() -> None:
         pass
 
 
-ALIVE_STATES = {
-    JobState.SUBMITTING,
-    JobState.PENDING,
-    JobState.HELD,
-    JobState.RUNNING,
-    JobState.SUSPENDED,
-    JobState.ERROR,
-    JobState.RETIRING,
-}
-
-
 class ConsoleApp(App[int]):
     TITLE = "naist-dask-tui"
     CSS_PATH = css_paths()
     ENABLE_COMMAND_PALETTE = True
     BINDINGS = [
         Binding("ctrl+c", "ctrl_c", "Quit", show=False, priority=True, id="app.ctrl_c"),
-        Binding("ctrl+q", "request_quit(True)", "Quit", show=False, priority=True, id="app.ctrl_q"),
+        Binding("ctrl+q", "ctrl_c", "Quit", show=False, priority=True, id="app.ctrl_q"),
     ]
 
     def __init__(
@@ -131,16 +134,21 @@ class ConsoleApp(App[int]):
         login_host: str | None = None,
         poll: bool = True,
         handle_signals: bool = False,
+        capabilities: Capabilities | None = None,
+        notes: Iterable[str] = (),
     ) -> None:
         super().__init__()
         self.settings = settings
         self.controller = controller
+        if capabilities is None:
+            # No controller: a display fed with snapshots (widget tests, benchmarks) shows every
+            # key; pressing one says that nothing is behind it.
+            capabilities = controller.capabilities if controller is not None else Capabilities.all()
+        self.capabilities: Capabilities = capabilities
         if monitor is None and controller is not None:
-            from naist_dask_tui.core.monitor import Monitor
-
-            monitor = Monitor(controller)
+            monitor = controller.make_monitor()
         self.monitor = monitor
-        if getattr(controller, "backend", None) == "local":
+        if getattr(controller, "cluster", None) is not None and controller.backend == "local":
             _start_resource_tracker()
         self.refresh_interval = float(getattr(settings, "refresh_interval", 1.0) or 1.0)
         self.user = user or _user()
@@ -149,6 +157,8 @@ class ConsoleApp(App[int]):
         self.snapshot: ConsoleSnapshot | None = None
         self.connected = True
         self.polls = 0  # finished polls: tests wait on this
+        self.outcome: str | None = None  # "stop" | "detach" | "exit", once the screen closes
+        self.exit_reason: str | None = None
         self._poll_enabled = poll and monitor is not None
         self._poll_timer: Timer | None = None
         self._poll_again = False
@@ -159,9 +169,9 @@ class ConsoleApp(App[int]):
         self._control: queue.Queue[tuple[str, Callable[[], str]] | None] = queue.Queue()
         self._handle_signals = handle_signals
         self._signals_installed: list[int] = []
-        self.exit_reason: str | None = None
         self._seen_notices: dict[str, None] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._notes = tuple(notes)  # said at start (e.g. "attached to your running cluster")
 
     # ---- screens --------------------------------------------------------------------------
 
@@ -169,8 +179,20 @@ class ConsoleApp(App[int]):
         from naist_dask_tui.screens.main import MainScreen
 
         return MainScreen(
-            user=self.user, login_host=self.login_host, compute=_compute_pane(self.controller)
+            user=self.user,
+            login_host=self.login_host,
+            compute=_compute_pane(self.controller),
+            history=self.history,
+            capabilities=self.capabilities,
+            retry_in=self.refresh_interval,
+            log_files=self._log_files(),
         )
+
+    def _log_files(self) -> list[tuple[str, str]]:
+        from naist_dask_tui.core.logcapture import screen_log_path
+
+        files = list(self.controller.log_files()) if self.controller is not None else []
+        return files + [("this screen's log", str(screen_log_path()))]
 
     @property
     def main(self) -> Any:
@@ -189,17 +211,26 @@ class ConsoleApp(App[int]):
             self._control_loop()
         if self._poll_enabled:
             self.poll()
+        for note in self._notes:
+            self.notify(note, timeout=10)
 
     def on_unmount(self) -> None:
         self._control.put(None)
         loop = asyncio.get_running_loop()
         for sig in self._signals_installed:
             loop.remove_signal_handler(sig)
-            # Until the console's finally has deleted the jobs, a second SIGHUP (the terminal
-            # going away) or SIGTERM must not kill the process halfway through the cleanup.
+            # Until the console has stopped or detached, a second SIGHUP (the terminal going
+            # away) or SIGTERM must not kill the process halfway through.
             if sig != signal.SIGINT:
                 signal.signal(sig, signal.SIG_IGN)
         self._signals_installed.clear()
+
+    def leave(self, outcome: str, return_code: int = 0) -> None:
+        self.outcome = outcome
+        self.exit(return_code, return_code=return_code)
+
+    def on_leave_requested(self, message: LeaveRequested) -> None:
+        self.leave(message.outcome)
 
     def exit_threadsafe(self, return_code: int = 0, reason: str | None = None) -> bool:
         """Ask the app to exit from a signal handler or another thread; False if not running."""
@@ -208,10 +239,17 @@ class ConsoleApp(App[int]):
             return False
         if reason:
             self.exit_reason = reason
-        loop.call_soon_threadsafe(self.exit, return_code)
+        loop.call_soon_threadsafe(self.leave, self._unattended_outcome(), return_code)
         return True
 
-    # ---- signals: an SSH drop (SIGHUP) or a kill (SIGTERM) ends the app, the finally cleans up
+    # ---- signals: an SSH drop (SIGHUP) or a kill (SIGTERM) ---------------------------------
+
+    def _unattended_outcome(self) -> str:
+        """What a signal means: a screen of a keeper's cluster detaches (the cluster is not
+        this process's to end); a cluster living in this process stops with it."""
+        if self.capabilities.detach:
+            return "detach"
+        return "stop" if self.capabilities.stop else "exit"
 
     def _install_signal_handlers(self) -> None:
         if threading.current_thread() is not threading.main_thread():
@@ -226,7 +264,7 @@ class ConsoleApp(App[int]):
 
     def _on_signal(self, sig: int) -> None:
         self.exit_reason = signal.Signals(sig).name
-        self.exit(128 + sig)
+        self.leave(self._unattended_outcome(), 128 + sig)
 
     # ---- polling ----------------------------------------------------------------------------
 
@@ -234,7 +272,7 @@ class ConsoleApp(App[int]):
     def poll(self) -> None:
         try:
             snapshot = self.monitor.poll()
-        except Exception as exc:  # Monitor promises not to raise; a lost poll must not crash us
+        except Exception as exc:  # monitors promise not to raise; a lost poll must not crash us
             snapshot = self._lost_snapshot(f"{type(exc).__name__}: {exc}")
         self.post_message(SnapshotFetched(snapshot))
 
@@ -242,7 +280,7 @@ class ConsoleApp(App[int]):
         prev = self.snapshot
         return ConsoleSnapshot(
             time=time.time(),
-            backend=getattr(self.controller, "backend", prev.backend if prev else "?"),
+            backend=prev.backend if prev else getattr(self.controller, "backend", "?"),
             scheduler_address=prev.scheduler_address if prev else "",
             connected=False,
             cluster=None,
@@ -251,6 +289,7 @@ class ConsoleApp(App[int]):
             dashboard_link=prev.dashboard_link if prev else None,
             local_directory=prev.local_directory if prev else None,
             error=error,
+            name=prev.name if prev else None,
         )
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
@@ -258,7 +297,6 @@ class ConsoleApp(App[int]):
         if worker.group == "poll":
             if event.state is WorkerState.RUNNING:
                 self._poll_epoch += 1
-                worker._naist_epoch = self._poll_epoch  # type: ignore[attr-defined]
             elif event.state in (WorkerState.SUCCESS, WorkerState.ERROR, WorkerState.CANCELLED):
                 self.polls += 1
                 if self._poll_enabled and self.is_running:
@@ -281,9 +319,8 @@ class ConsoleApp(App[int]):
         self.poll()
 
     def on_snapshot_fetched(self, message: SnapshotFetched) -> None:
-        snapshot = message.snapshot
         self._snapshot_epoch = self._poll_epoch
-        self.apply_snapshot(snapshot)
+        self.apply_snapshot(message.snapshot)
 
     def apply_snapshot(self, snapshot: ConsoleSnapshot) -> None:
         """Show one snapshot (tests and the benchmark call this directly)."""
@@ -298,10 +335,9 @@ class ConsoleApp(App[int]):
             snapshot.requested_jobs == self._requested or self._snapshot_epoch > self._requested_epoch
         ):
             self._requested = None
-        totals = ClusterTotals.of(snapshot.cluster) if snapshot.cluster is not None else None
-        self.history.add(snapshot, totals)
+        self.history.add(snapshot, snapshot.cluster.totals if snapshot.cluster is not None else None)
         for notice in snapshot.notices:
-            # The monitor repeats the controller's recent notices every poll: show each once.
+            # Monitors repeat the recent notices every poll: show each once.
             if notice not in self._seen_notices:
                 self._seen_notices[notice] = None
                 if len(self._seen_notices) > 500:
@@ -312,7 +348,8 @@ class ConsoleApp(App[int]):
         except LookupError:
             return
         with self.batch_update():
-            main.show_snapshot(snapshot, self.history, self._requested, totals)
+            main.requested = self._requested
+            main.snapshot = snapshot
 
     # ---- controller calls, one at a time, in order, off the UI thread ----------------------
 
@@ -349,132 +386,49 @@ class ConsoleApp(App[int]):
         self.poll_now()
 
     def on_action_failed(self, message: ActionFailed) -> None:
-        self._requested = None
+        self._set_requested(None)
         self.notify(f"{message.action} failed: {message.text}", severity="error", timeout=8)
         self.poll_now()
-        self._show_requested()
 
-    # ---- intents ----------------------------------------------------------------------------
-
-    @property
-    def requested_jobs(self) -> int:
-        if self._requested is not None:
-            return self._requested
-        if self.controller is not None:
-            try:
-                return int(self.controller.requested_jobs)
-            except Exception:
-                pass
-        return self.snapshot.requested_jobs if self.snapshot else 0
-
-    @property
-    def adaptive(self) -> tuple[int, int] | None:
-        if self.controller is not None:
-            try:
-                return self.controller.adaptive
-            except Exception:
-                pass
-        return self.snapshot.adaptive if self.snapshot else None
-
-    def _show_requested(self) -> None:
+    def _set_requested(self, jobs: int | None) -> None:
+        self._requested = jobs
         try:
-            self.main.show_requested(self._requested)
+            self.main.requested = jobs
         except LookupError:
             pass
 
-    def request_scale(self, jobs: int) -> None:
-        """Ask for ``jobs`` jobs now; the status bar shows the request at once."""
-        if jobs < 0:
-            self.notify("Already at 0 jobs.", severity="warning")
-            return
-        current = self.requested_jobs
-        adaptive = self.adaptive
-        self._requested = jobs
+    # ---- intents ----------------------------------------------------------------------------
+
+    def on_scale_requested(self, message: ScaleRequested) -> None:
+        jobs = message.jobs
+        self._set_requested(jobs)
         self._requested_epoch = 1 << 60  # until the call returns
-        self._show_requested()
-        note = " (adaptive scaling turned off)" if adaptive else ""
-        self.notify(f"Scaling {current} → {jobs} job{'s' if jobs != 1 else ''}{note}", timeout=3)
         controller = self.controller
 
         def call() -> str:
-            if adaptive:
-                controller.stop_adapt()
-            controller.scale(jobs)
+            controller.scale(jobs)  # also turns adaptive scaling off
             return ""
 
         self._submit("scale", call)
 
-    def _confirm_zero(self, jobs: int) -> None:
-        from naist_dask_tui.screens.confirm import ConfirmScreen
-
-        if jobs == 0 and self.requested_jobs > 0:
-            question = (
-                f"Scale to 0 jobs? All {self.requested_jobs} job(s) are deleted and the data "
-                "their workers hold is lost."
-            )
-
-            def answered(yes: bool | None) -> None:
-                if yes:
-                    self.request_scale(0)
-                else:
-                    self.notify("Nothing changed.", timeout=2)
-
-            self.push_screen(ConfirmScreen(question, yes="Scale to 0"), answered)
-        else:
-            self.request_scale(jobs)
-
-    def action_scale_up(self) -> None:
-        self.request_scale(self.requested_jobs + 1)
-
-    def action_scale_down(self) -> None:
-        current = self.requested_jobs
-        if current <= 0:
-            self.notify("Already at 0 jobs.", severity="warning", timeout=2)
-            return
-        self._confirm_zero(current - 1)
-
-    def action_scale_to(self) -> None:
-        from naist_dask_tui.screens.scale_dialog import ScaleDialog
-
-        def answered(jobs: int | None) -> None:
-            if jobs is not None:
-                self._confirm_zero(jobs)
-
-        self.push_screen(ScaleDialog(self.requested_jobs), answered)
-
-    def action_toggle_adaptive(self) -> None:
-        from naist_dask_tui.screens.scale_dialog import AdaptDialog
-
-        adaptive = self.adaptive
-        if adaptive:
-            self.notify(f"Adaptive scaling off; keeping {self.requested_jobs} job(s).", timeout=3)
-            self._submit("adaptive off", lambda: self.controller.stop_adapt() or "")
-            return
-
-        def answered(bounds: tuple[int, int] | None) -> None:
-            if bounds is None:
-                return
-            lo, hi = bounds
-            self.notify(f"Adaptive scaling on: {lo}-{hi} jobs", timeout=3)
-            self._submit("adaptive", lambda: self.controller.adapt(minimum=lo, maximum=hi) or "")
-
-        current = self.requested_jobs
-        self.push_screen(AdaptDialog(min(current, 1), max(current, 4)), answered)
-
-    def retire(self, target: str, label: str) -> None:
-        self.notify(f"Retiring {label}: moving its data, then deleting it…", timeout=4)
+    def on_adapt_requested(self, message: AdaptRequested) -> None:
+        bounds = message.bounds
         controller = self.controller
+        if bounds is None:
+            self._submit("adaptive off", lambda: controller.stop_adapt() or "")
+        else:
+            lo, hi = bounds
+            self._submit("adaptive", lambda: controller.adapt(lo, hi) or "")
+
+    def on_retire_requested(self, message: RetireRequested) -> None:
+        controller = self.controller
+        target = message.target
 
         def call() -> str:
             controller.retire_job(target)
             return ""
 
-        self._submit(f"retire {label}", call)
-
-    def show_job_log(self, job: JobRow) -> None:
-        from naist_dask_tui.screens.log_tail import LogTailScreen
-
-        self.push_screen(LogTailScreen(f"job {job.job_id or job.name}", job.log_path))
+        self._submit(f"retire {message.label}", call)
 
     def action_help(self) -> None:
         from naist_dask_tui.screens.help import HelpScreen
@@ -491,80 +445,45 @@ class ConsoleApp(App[int]):
             )
         )
 
-    # ---- quitting ---------------------------------------------------------------------------
-
-    def jobs_alive(self) -> int:
-        if getattr(self.controller, "backend", None) == "attach" or (
-            self.controller is None and self.snapshot and self.snapshot.backend == "attach"
-        ):
-            return 0
-        alive = sum(1 for j in self.snapshot.jobs if j.state in ALIVE_STATES) if self.snapshot else 0
-        return max(alive, self.requested_jobs)
-
     def action_ctrl_c(self) -> None:
-        """Ctrl+C cancels a running computation when the compute pane has focus, else quits
-        (asking first when jobs are alive; a second Ctrl+C at that question quits)."""
-        focused = self.focused
-        node = focused
+        """Ctrl+C cancels a running computation when the compute pane has focus, else asks
+        how to quit; a second Ctrl+C at that question stops the cluster."""
+        node = self.focused
         while node is not None:
             if type(node).__name__ == "ComputePane" and getattr(node, "running", False):
                 node.action_cancel()  # type: ignore[attr-defined]
                 return
             node = node.parent  # type: ignore[assignment]
-        self.action_request_quit(True)
-
-    def action_request_quit(self, force_on_repeat: bool = False) -> None:
-        from naist_dask_tui.screens.confirm import ConfirmScreen
-
-        if isinstance(self.screen, ConfirmScreen) and self.screen.id == "quit-confirm":
-            if force_on_repeat:
-                self.exit(0)
+        try:
+            main = self.main
+        except LookupError:
+            self.leave("stop")
             return
-        alive = self.jobs_alive()
-        if not alive:
-            self.exit(0)
-            return
-
-        def answered(yes: bool | None) -> None:
-            if yes:
-                self.exit(0)
-
-        what = "SGE job" if getattr(self.controller, "backend", "sge") == "sge" else "job"
-        self.push_screen(
-            ConfirmScreen(
-                f"Quit? This deletes {alive} {what}{'s' if alive != 1 else ''}, "
-                "their workers and the data they hold.",
-                yes="Quit",
-                id="quit-confirm",
-            ),
-            answered,
-        )
+        main.action_request_quit(force_on_repeat=True)
 
     # ---- command palette --------------------------------------------------------------------
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
+        # Textual's own "Quit" would exit without the console's question, and its "Keys" would
+        # sit beside our help: one of each, ours.
+        for command in super().get_system_commands(screen):
+            if command.title.lower() not in ("quit", "keys"):
+                yield command
         from naist_dask_tui.screens.main import MainScreen
 
-        if not isinstance(screen, MainScreen):
-            return
-        yield SystemCommand("Scale: one job more (+)", "Submit one more SGE job", self.action_scale_up)
-        yield SystemCommand("Scale: one job less (-)", "Retire and delete one job", self.action_scale_down)
-        yield SystemCommand("Scale to an exact number of jobs (s)", "Type a job count", self.action_scale_to)
-        yield SystemCommand("Adaptive scaling on/off (a)", "Let dask choose between min and max jobs", self.action_toggle_adaptive)
-        yield SystemCommand("Retire the selected worker's job (r)", "Move its data away, then delete it", screen.action_retire)
-        yield SystemCommand("Filter workers (/)", "Show only matching workers", screen.action_filter)
-        yield SystemCommand("Show the selected job's SGE output (l)", "Follow the worker log live", screen.action_job_log)
+        if isinstance(screen, MainScreen):
+            yield from screen.palette_commands()
         yield SystemCommand("Keys and help (?)", "Every key binding", self.action_help)
-        yield SystemCommand("Quit and delete all jobs (q)", "Close the cluster", self.action_request_quit)
 
 
 def make_app(settings: Any, controller: Any = None, monitor: Any = None, **options: Any) -> ConsoleApp:
     """The one factory for the CLI and the tests.
 
-    ``controller`` (a started ``ClusterController``) and ``monitor`` (anything with ``poll() ->
-    ConsoleSnapshot``) are injected; with a controller and no monitor a ``Monitor`` is built.
-    ``options``: ``user``/``login_host`` (for the ``ssh -L`` hint), ``poll`` (False: no poll loop,
-    feed ``app.apply_snapshot``), ``handle_signals`` (True in the CLI).
+    ``controller`` speaks :class:`~naist_dask_tui.core.control.ClusterControl` (a keeper's
+    cluster, or a started ``ClusterController``); ``monitor`` (anything with ``poll() ->
+    ConsoleSnapshot``) defaults to ``controller.make_monitor()``. ``options``: ``user`` /
+    ``login_host`` (for the ``ssh -L`` hint), ``poll`` (False: no poll loop, feed
+    ``app.apply_snapshot``), ``handle_signals`` (True in the CLI), ``capabilities`` (what the
+    screen offers; default: the controller's), ``notes`` (said once the screen is up).
     """
     return ConsoleApp(settings, controller, monitor, **options)

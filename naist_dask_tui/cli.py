@@ -35,6 +35,8 @@ _SIMPLE = [
     ("--resource-spec", "SPEC", "SGE resource request (-l), e.g. mem_free=250G"),
     ("--log-directory", "DIR", "where SGE writes the jobs' output (default: XDG state dir)"),
     ("--refresh-interval", "SECONDS", "how often the screen polls the scheduler"),
+    ("--idle-timeout", "DURATION", "stop the cluster and delete its jobs after this long with no "
+     "screen attached, no computation and no task (default 20m; off: never)"),
 ]
 
 
@@ -42,7 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=PROG,
         description="A terminal console for Dask on Son of Grid Engine: start, scale, watch, compute.",
-        epilog="Settings are layered: built-in profile < ~/.config/dask/jobqueue.yaml (jobqueue.sge) "
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=COMMANDS_HELP + "\nSettings are layered: built-in profile < ~/.config/dask/jobqueue.yaml (jobqueue.sge) "
         "< ~/.config/naist-dask-tui/config.toml < NAIST_DASK_TUI_<FIELD> variables < these flags.",
         # Our own validation gives better messages than argparse's type= errors.
         argument_default=argparse.SUPPRESS,
@@ -88,8 +91,43 @@ def build_parser() -> argparse.ArgumentParser:
     actions.add_argument(
         "--cleanup", action="store_true", help="delete leftover jobs of consoles that are gone, and exit"
     )
-    actions.add_argument("--headless", action="store_true", help="run without the screen (log to stdout)")
+    actions.add_argument(
+        "--headless", action="store_true",
+        help="run the cluster in the foreground without the screen, one status line a refresh; "
+        "SIGTERM, SIGHUP or Ctrl+C stop it (screens and scripts can attach meanwhile)",
+    )
+    p.add_argument("--new", action="store_true",
+                   help="start another cluster even if one of yours is running (default: attach to it)")
+    p.add_argument("--name", metavar="NAME",
+                   help="the new cluster's name (default: the profile's name, then NAME-2, NAME-3...)")
     return p
+
+
+COMMANDS_HELP = f"""\
+commands (instead of starting a cluster):
+  {PROG} ls                  list your clusters on this host
+  {PROG} attach [NAME]       open the screen on a running cluster
+  {PROG} stop [NAME | --all] stop a cluster: its keeper deletes every job and exits
+  {PROG} env [NAME]          print shell exports that make distributed.Client() connect to it
+"""
+
+
+def build_command_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=PROG, description="Your running clusters.")
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("ls", help="list your clusters on this host")
+    attach = sub.add_parser("attach", help="open the screen on a running cluster")
+    attach.add_argument("name", nargs="?", help="which cluster (see ls); default: the only one")
+    attach.add_argument("--refresh-interval", metavar="SECONDS", help="how often the screen polls")
+    stop = sub.add_parser("stop", help="stop a cluster and delete its jobs")
+    stop.add_argument("name", nargs="?", help="which cluster (see ls); default: the only one")
+    stop.add_argument("--all", action="store_true", help="stop every cluster of yours on this host")
+    env = sub.add_parser("env", help="shell exports for distributed.Client()")
+    env.add_argument("name", nargs="?", help="which cluster (see ls); default: the only one")
+    return p
+
+
+COMMANDS = ("ls", "attach", "stop", "env")
 
 
 def _parse_adapt(text: str) -> tuple[str | None, str | None]:
@@ -199,7 +237,226 @@ def _offer_cleanup(settings: Settings, interactive: bool) -> None:
         print(f"  kept; delete them later with: {PROG} --cleanup", file=sys.stderr)
 
 
+# --------------------------------------------------------------------------------------------
+# Running clusters: ls, attach, stop, env
+
+
+def _ago(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    if seconds < 120:
+        return f"{seconds}s"
+    if seconds < 7200:
+        return f"{seconds // 60}m"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f}h"
+    return f"{seconds / 86400:.1f}d"
+
+
+def cluster_lines(records, now: float | None = None) -> list[str]:
+    """The ``ls`` table."""
+    import time as _time
+
+    now = _time.time() if now is None else now
+    header = ("NAME", "BACKEND", "ADDRESS", "JOBS r/p", "WORKERS", "SCREENS", "IDLE", "STARTED")
+    rows = [header]
+    for r in records:
+        st = r.status or {}
+        jobs = f"{st.get('jobs_running', '?')}/{st.get('jobs_pending', '?')}"
+        if st.get("adaptive"):
+            jobs += f" (adapt {st['adaptive'][0]}-{st['adaptive'][1]})"
+        workers = st.get("workers")
+        idle_since = st.get("idle_since")
+        if r.state != "running":
+            idle = r.state
+        elif idle_since:
+            idle = _ago(now - idle_since)
+            idle += f" of {_ago(r.idle_timeout)}" if r.idle_timeout else " (never stops)"
+        else:
+            idle = "busy" if r.idle_timeout else "busy (never stops)"
+        started = _time.strftime("%m-%d %H:%M", _time.localtime(r.started)) + f" ({_ago(now - r.started)} ago)"
+        rows.append((r.name, r.backend, r.address or "-", jobs, "?" if workers is None else str(workers),
+                     str(st.get("screens", 0)), idle, started))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+
+
+def _ls() -> int:
+    from naist_dask_tui.core import registry
+
+    records = registry.clusters()
+    if not records:
+        print("no cluster of yours is running on this host")
+        return 0
+    print("\n".join(cluster_lines(records)))
+    return 0
+
+
+def _choose(records, interactive: bool):
+    """One of several running clusters: asked at the terminal, or an error naming them."""
+    from naist_dask_tui.core.registry import RegistryError
+
+    names = ", ".join(r.name for r in records)
+    if not interactive:
+        raise RegistryError(f"several clusters are running ({names}): `{PROG} attach NAME` picks one")
+    print("Your clusters on this host:", file=sys.stderr)
+    for i, line in enumerate(cluster_lines(records)):
+        print(f"  {'  ' if i == 0 else f'{i})'} {line}", file=sys.stderr)
+    while True:
+        try:
+            answer = input(f"Attach to which (1-{len(records)}, or a name; Enter cancels)? ").strip()
+        except EOFError:
+            answer = ""
+        if not answer:
+            raise KeyboardInterrupt
+        if answer.isdigit() and 1 <= int(answer) <= len(records):
+            return records[int(answer) - 1]
+        for r in records:
+            if r.name == answer:
+                return r
+        print(f"  {answer!r} is not one of them", file=sys.stderr)
+
+
+def _screen_settings(refresh_interval: str | None = None) -> Settings:
+    """Settings for a screen attaching to a running cluster: only the screen's own ones count."""
+    overrides = {"refresh_interval": refresh_interval} if refresh_interval else {}
+    return load_settings(overrides)
+
+
+def _attach(name: str | None, settings: Settings | None = None) -> int:
+    from naist_dask_tui.console import run_attached
+    from naist_dask_tui.core import registry
+
+    records = registry.clusters()
+    if name:
+        record = registry.find(name)
+    elif not records:
+        print(f"{PROG}: no cluster of yours is running on this host; start one with `{PROG}`",
+              file=sys.stderr)
+        return 1
+    elif len(records) == 1:
+        record = records[0]
+    else:
+        record = _choose(records, sys.stdin.isatty())
+    return run_attached(settings or _screen_settings(), record)
+
+
+def _stop(name: str | None, all_: bool) -> int:
+    from naist_dask_tui.core import registry
+
+    records = registry.clusters()
+    if all_:
+        targets = records
+    elif name:
+        targets = [registry.find(name)]
+    elif len(records) == 1:
+        targets = records
+    elif not records:
+        print("no cluster of yours is running on this host")
+        return 0
+    else:
+        names = ", ".join(r.name for r in records)
+        print(f"{PROG}: error: several clusters are running ({names}): "
+              f"`{PROG} stop NAME` or `{PROG} stop --all`", file=sys.stderr)
+        return 2
+    if not targets:
+        print("no cluster of yours is running on this host")
+    for record in targets:
+        print(f"stopping {record.name} ({record.backend}, keeper pid {record.pid}): deleting its jobs…",
+              flush=True)
+        print(registry.stop(record))
+    return 0
+
+
+def _env(name: str | None) -> int:
+    from naist_dask_tui.core.remote import env_lines, pick
+
+    record = pick(name)
+    print(f"# cluster {record.name} ({record.backend}); use: eval \"$({PROG} env {record.name})\"")
+    print("\n".join(env_lines(record)))
+    return 0
+
+
+def _commands(argv: list[str]) -> int:
+    parser = build_command_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
+    if args.command == "ls":
+        return _ls()
+    if args.command == "attach":
+        return _attach(args.name, _screen_settings(args.refresh_interval))
+    if args.command == "stop":
+        return _stop(args.name, args.all)
+    return _env(args.name)
+
+
+# Flags that only matter to a new cluster (a screen attaching to a running one ignores them).
+_SCREEN_ONLY = {"refresh_interval"}
+
+
+def _start_or_attach(args: argparse.Namespace, settings: Settings) -> int:
+    """No cluster of yours here: start one in a keeper and attach. One: attach to it. Several:
+    ask which. ``--new`` always starts another."""
+    from naist_dask_tui.console import run_attached
+    from naist_dask_tui.core import registry
+    from naist_dask_tui.core.launch import start_keeper
+
+    new = getattr(args, "new", False)
+    name = getattr(args, "name", None)
+    records = [] if new else registry.clusters()
+    if name and not new:
+        records = [r for r in records if r.name == name]
+    if records:
+        record = records[0] if len(records) == 1 else _choose(records, sys.stdin.isatty())
+        ignored = sorted(k for k in cli_overrides(args) if k not in _SCREEN_ONLY)
+        if ignored:
+            flags = ", ".join("--" + k.replace("_", "-") for k in ignored)
+            note = (f"cluster {record.name} was already running: attached to it, so {flags} "
+                    "did not apply (--new starts another cluster with them)")
+        else:
+            note = (f"attached to your running cluster {record.name} ({record.backend}); "
+                    "--new starts another")
+        print(f"{PROG}: {note}", file=sys.stderr)
+        return run_attached(settings, record, notes=[note])
+    interactive = sys.stdin.isatty()
+    _offer_cleanup(settings, interactive=interactive)
+    for note in settings.notes:
+        print(f"{PROG}: note: {note}", file=sys.stderr)
+    if settings.resolved_backend() == "local":
+        # what resolved_for_local() will change, said where the user sees it: in the screen
+        notes = [f"note: {n}" for n in _local_notes(settings)]
+    else:
+        notes = []
+    backend = settings.resolved_backend()
+    said = []
+
+    def waiting(seconds: float) -> None:
+        if seconds > 2 and not said:
+            said.append(True)
+            print(f"{PROG}: starting the {backend} cluster…", file=sys.stderr, flush=True)
+
+    record = start_keeper(settings, name=name, on_wait=waiting)
+    return run_attached(settings, record, notes=notes)
+
+
+def _local_notes(settings: Settings) -> tuple[str, ...]:
+    import os
+
+    import psutil
+
+    return settings.resolved_for_local(os.cpu_count() or 1, psutil.virtual_memory().total).notes
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if argv and argv[0] in COMMANDS:
+            return _commands(argv)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as e:
+        return _report(e)
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -219,20 +476,29 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("\n".join(settings.describe()))
             print(f"{'backend (resolved)':<21} {settings.resolved_backend()}")
             return 0
-        headless = getattr(args, "headless", False)
-        _offer_cleanup(settings, interactive=not headless and sys.stdin.isatty())
-        if headless:
+        if getattr(args, "headless", False):
             from naist_dask_tui.core.headless import run_headless
 
-            return run_headless(settings)
-        from naist_dask_tui.console import run_console
+            _offer_cleanup(settings, interactive=False)
+            return run_headless(settings, name=getattr(args, "name", None))
+        if settings.attach:  # a scheduler started elsewhere: watch it from this process
+            from naist_dask_tui.console import run_console
 
-        return run_console(settings)
-    except SettingsError as e:
-        print(f"{PROG}: error: {e}", file=sys.stderr)
-        return 2
-    except (ControllerError, SgeError) as e:
-        print(f"{PROG}: error: {e}", file=sys.stderr)
-        return 1
+            return run_console(settings)
+        return _start_or_attach(args, settings)
+    except Exception as e:
+        return _report(e)
     except KeyboardInterrupt:
         return 130
+
+
+def _report(e: BaseException) -> int:
+    from naist_dask_tui.core.registry import RegistryError
+
+    if isinstance(e, SettingsError):
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 2
+    if isinstance(e, (ControllerError, SgeError, RegistryError)):
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 1
+    raise e

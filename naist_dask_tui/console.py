@@ -1,26 +1,108 @@
-"""``run_console(settings)``: start the cluster, run the screen, always delete the jobs.
+"""Run the screen on a cluster, and do what the user chose when it closes.
 
-Every way out ends in ``controller.close()``: ``q``, Ctrl+C (a key in the raw terminal, bound
-to quit), SIGTERM, SIGHUP (the SSH connection dropped), an exception in the app. The app turns
-SIGTERM/SIGHUP into ``exit()`` while it runs (its own loop handlers); ``close_on_exit`` covers
-the moments before and after, ignores repeats while closing, and registers ``atexit``.
+* :func:`run_attached`: the screen of a cluster kept by a keeper process (the normal case). It
+  ends in a *detach* (``d``, the quit dialog's detach, a dropped SSH connection: SIGHUP, or
+  SIGTERM: the cluster keeps running) or a *stop* (the quit dialog's stop, a second Ctrl+C:
+  the keeper deletes every job and exits, and this waits for it).
+* :func:`run_console`: a cluster in this process (``--attach ADDRESS``: watch only; tests).
+  Every way out ends in ``controller.close()``.
+
+While the screen is up, every log record goes to the screen's log file, not to the terminal.
 """
 
 from __future__ import annotations
 
 import signal
 import sys
+from collections.abc import Sequence
 from typing import Any, Callable, TextIO
 
 PROG = "naist-dask-tui"
 
 
 def _say(text: str, out: TextIO) -> None:
-    # After SIGHUP the terminal is gone: writing may fail, which must not stop the cleanup.
+    # After SIGHUP the terminal is gone: writing may fail, which must not stop what follows.
     try:
         print(text, file=out, flush=True)
     except (OSError, ValueError):
         pass
+
+
+def _run_app(settings: Any, controller: Any, notes: Sequence[str] = ()) -> Any:
+    from naist_dask_tui.app import make_app
+    from naist_dask_tui.core import logcapture
+
+    app = make_app(settings, controller, handle_signals=True, notes=notes)
+    logcapture.log_to_file()
+    try:
+        app.run()
+    finally:
+        logcapture.restore()
+    return app
+
+
+def _minutes(seconds: float | None) -> str:
+    if not seconds:
+        return ""
+    return f"{seconds / 60:g} min" if seconds >= 60 else f"{seconds:g} s"
+
+
+def run_attached(
+    settings: Any, record: Any, *, notes: Sequence[str] = (), err: TextIO | None = None
+) -> int:
+    """The screen of the keeper's cluster ``record``; returns the exit status. ``notes`` are
+    shown once the screen is up (what was said before it would be painted over)."""
+    from naist_dask_tui.core.remote import RemoteController
+
+    err = err or sys.stderr
+    try:
+        controller = RemoteController(record)
+    except Exception as exc:
+        _say(f"{PROG}: could not attach to cluster {record.name} at {record.address}: {exc}", err)
+        return 1
+    # A signal before the app installs its own handlers, or after it is gone, detaches too.
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGHUP, signal.SIGTERM)}
+    try:
+        for sig in previous:
+            signal.signal(sig, signal.default_int_handler)
+        app = _run_app(settings, controller, notes)
+    except KeyboardInterrupt:
+        app = None
+    finally:
+        for sig in previous:
+            signal.signal(sig, signal.SIG_IGN)
+    outcome = app.outcome if app is not None and app.outcome else "detach"
+    code = 0
+    if app is not None and app.exit_reason:
+        _say(f"{PROG}: {app.exit_reason}", err)
+        code = app.return_code or 0
+    if outcome == "exit" or controller.gone:
+        controller.close()
+        _say(f"{PROG}: cluster {record.name} is gone (its keeper exited); its log: {record.log}", err)
+    elif outcome == "stop":
+        jobs = controller.requested_jobs
+        what = "SGE jobs" if record.backend == "sge" else "workers"
+        _say(f"{PROG}: stopping cluster {record.name} and deleting its {what} ({jobs} requested)…", err)
+        controller.close()
+        _say(f"{PROG}: {controller.stop_cluster()}; no job of it is left in the queue.", err)
+    else:
+        controller.detach()
+        controller.close()
+        idle = record.idle_timeout
+        _say(
+            f"{PROG}: detached; cluster {record.name} keeps running. "
+            f"Back to it: {PROG} attach {record.name}   stop it: {PROG} stop {record.name}"
+            + (
+                f"\n{PROG}: it stops by itself after {_minutes(idle)} with no screen, "
+                "no computation and no task."
+                if idle
+                else ""
+            ),
+            err,
+        )
+    for sig, old in previous.items():
+        signal.signal(sig, old)
+    return code
 
 
 def run_console(
@@ -29,6 +111,7 @@ def run_console(
     controller_factory: Callable[[Any], Any] | None = None,
     err: TextIO | None = None,
 ) -> int:
+    """A cluster in this process (``--attach ADDRESS``; tests): the screen, then close()."""
     from naist_dask_tui.core.shutdown import Stop, close_on_exit
 
     err = err or sys.stderr
@@ -47,9 +130,9 @@ def run_console(
         raise Stop(signum)  # not in the app (starting or closing): unwind to the finally
 
     def close() -> None:
-        jobs = getattr(controller, "requested_jobs", 0)
         backend = getattr(controller, "backend", None)
         if backend == "sge":
+            jobs = controller.requested_jobs
             _say(f"{PROG}: closing the cluster and deleting its SGE jobs ({jobs} requested)…", err)
         controller.close()
         if backend == "sge":
@@ -63,17 +146,13 @@ def run_console(
         except Exception as exc:
             _say(f"{PROG}: could not start the cluster: {exc}", err)
             return 1
-        for note in list(getattr(controller, "notices", ())):
+        for note in list(controller.notices):
             _say(f"{PROG}: note: {note}", err)
-        from naist_dask_tui.app import make_app
-
-        app = make_app(settings, controller, handle_signals=True)
-        result = app.run()
+        app = _run_app(settings, controller)
+        result = app.return_code
         code = result if isinstance(result, int) else 0
         if app.exit_reason:
             _say(f"{PROG}: {app.exit_reason}: closing", err)
-        if app.return_code not in (None, 0) and not app.exit_reason:
-            code = app.return_code or 1
     if stopped.is_set() and code == 0:
         code = 1
     return code

@@ -34,3 +34,40 @@ class ActionFailed(Message):
         super().__init__()
         self.action = action
         self.text = text
+
+
+# ---- intents: the main screen asks, the app carries them out on the controller ----------------
+
+
+class ScaleRequested(Message):
+    """Ask for ``jobs`` jobs (a manual scale turns adaptive scaling off)."""
+
+    def __init__(self, jobs: int) -> None:
+        super().__init__()
+        self.jobs = jobs
+
+
+class AdaptRequested(Message):
+    """Adaptive scaling between ``bounds`` = (min, max) jobs, or off when None."""
+
+    def __init__(self, bounds: tuple[int, int] | None) -> None:
+        super().__init__()
+        self.bounds = bounds
+
+
+class RetireRequested(Message):
+    """Retire one job gracefully: ``target`` is its id or name, ``label`` how to say it."""
+
+    def __init__(self, target: str, label: str) -> None:
+        super().__init__()
+        self.target = target
+        self.label = label
+
+
+class LeaveRequested(Message):
+    """Close the screen: ``outcome`` is "stop" (the cluster and its jobs go), "detach" (the
+    cluster keeps running without this screen) or "exit" (a cluster this console does not own)."""
+
+    def __init__(self, outcome: str) -> None:
+        super().__init__()
+        self.outcome = outcome

@@ -26,7 +26,6 @@ import os
 import shutil
 import threading
 import time
-from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 
@@ -36,7 +35,9 @@ from distributed import Client, LocalCluster
 from distributed.core import Status
 
 from naist_dask_tui.core import sge
+from naist_dask_tui.core.control import WATCH_ONLY, Capabilities
 from naist_dask_tui.core.errors import ControllerError
+from naist_dask_tui.core.notices import NoticeLog
 from naist_dask_tui.core.snapshot import ClusterSnapshot, JobRow, JobState, SgeJob
 
 logger = logging.getLogger(__name__)
@@ -82,7 +83,8 @@ class ClusterController:
         self.backend: str = settings.resolved_backend()
         self.cluster = None
         self.client: Client | None = None
-        self.notices: deque[str] = deque(maxlen=50)
+        self.notices = NoticeLog(maxlen=50)
+        self.credentials = None  # ClusterCredentials when the cluster speaks TLS
         self.job_name: str | None = None  # SGE -N of this console's jobs
         self._lock = threading.RLock()
         self._target = 0
@@ -121,6 +123,7 @@ class ClusterController:
                 os.makedirs(s.tls_dir, mode=0o700, exist_ok=True)
                 os.chmod(s.tls_dir, 0o700)
                 self._tls_dir = s.tls_dir
+                kwargs["security"] = self._make_security()
             self.job_name = kwargs.get("job_name")
             self.cluster = ConsoleSGECluster(**kwargs)
             self.client = Client(self.cluster)
@@ -130,6 +133,11 @@ class ClusterController:
                 self.notices.append(note)
             self.settings = local
             opts = self._scheduler_options({})
+            tls = {}
+            if local.tls:
+                # A login node is shared: a plain port on loopback lets any local user run
+                # code as you. The same mutual TLS as on SGE.
+                tls = {"protocol": "tls://", "security": self._make_security()}
             self.cluster = ConsoleLocalCluster(
                 n_workers=0,
                 threads_per_worker=local.cores,
@@ -141,6 +149,7 @@ class ClusterController:
                 scheduler_kwargs={"dashboard": opts["dashboard"]},
                 host="127.0.0.1",
                 silence_logs=logging.ERROR,
+                **tls,
             )
             self.client = Client(self.cluster)
         s = self.settings
@@ -150,6 +159,30 @@ class ClusterController:
                 self.adapt(lo, s.adapt_max if s.adapt_max is not None else max(lo, s.jobs))
             else:
                 self.scale(s.jobs)
+
+    def _make_security(self):
+        from naist_dask_tui.core.credentials import make_credentials
+
+        self.credentials = make_credentials()
+        return self.credentials.security()
+
+    @property
+    def capabilities(self) -> Capabilities:
+        if self.backend == "attach":
+            return WATCH_ONLY
+        # In this process the cluster lives and dies with it: nothing to detach from.
+        return Capabilities(scale=True, adapt=True, retire=True, stop=True, detach=False, logs=True)
+
+    def make_monitor(self):
+        from naist_dask_tui.core.monitor import Monitor
+
+        return Monitor(self)
+
+    def cluster_handle(self):
+        return self.cluster
+
+    def log_files(self) -> list[tuple[str, str]]:
+        return []
 
     def _scheduler_options(self, opts: dict | None) -> dict:
         opts = dict(opts or {})

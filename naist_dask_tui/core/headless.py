@@ -1,21 +1,25 @@
-"""``naist-dask-tui --headless``: the cluster without the screen.
+"""``naist-dask-tui --headless``: the keeper in the foreground, without the screen.
 
-Starts the cluster from the settings, prints one status line per refresh to stdout, and on
-SIGTERM, SIGHUP or Ctrl+C closes it and deletes every job. Useful in scripts, under ``nohup``
-and in tests of the life cycle.
+The cluster runs in this process and prints one status line per refresh to stdout. It is a
+keeper like any other (listed by ``ls``; screens, ``env`` and ``connect()`` can use it) except
+that it lives and dies with this process: SIGTERM, SIGHUP or Ctrl+C close the cluster and delete
+every job, pending ones included. Useful in batch scripts, under ``nohup``, and in tests of the
+life cycle.
 """
 
 from __future__ import annotations
 
+import signal
 import sys
 import time
 
 from dask.utils import format_bytes
 
-from naist_dask_tui.core.cluster import ClusterController
-from naist_dask_tui.core.monitor import Monitor
-from naist_dask_tui.core.shutdown import close_on_exit
+from naist_dask_tui.core import registry
+from naist_dask_tui.core.keeper import Keeper
 from naist_dask_tui.core.snapshot import ConsoleSnapshot
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
 
 
 def status_line(snap: ConsoleSnapshot) -> str:
@@ -34,25 +38,51 @@ def status_line(snap: ConsoleSnapshot) -> str:
     )
 
 
-def run_headless(settings, *, out=sys.stdout, max_seconds: float | None = None) -> int:
-    controller = ClusterController(settings)
-    with close_on_exit(controller.close) as stopped:
-        controller.start()
-        for note in controller.notices:
-            print(f"note: {note}", file=out, flush=True)
-        monitor = Monitor(controller)
-        print(f"started {controller.backend} cluster at {controller.scheduler_address}", file=out, flush=True)
-        t0 = time.time()
-        seen = len(controller.notices)
-        while not stopped.is_set():
-            snap = monitor.poll()
-            print(status_line(snap), file=out, flush=True)
-            notes = list(controller.notices)
-            for note in notes[seen:] if len(notes) >= seen else notes:
-                print(f"note: {note}", file=out, flush=True)
-            seen = len(notes)
-            if max_seconds is not None and time.time() - t0 > max_seconds:
-                break
-            stopped.wait(settings.refresh_interval)
-    print("closed: every job of this console deleted", file=out, flush=True)
-    return 0
+def _say(text: str, out) -> None:
+    try:
+        print(text, file=out, flush=True)
+    except (OSError, ValueError):  # stdout gone (a closed pipe, a dropped terminal)
+        pass
+
+
+def run_headless(settings, *, name: str | None = None, out=None) -> int:
+    from naist_dask_tui.core.launch import base_name
+
+    out = out or sys.stdout
+    directory = registry.claim(name, base_name(settings))
+    keeper = Keeper(settings, directory)
+
+    def on_signal(signum, frame):
+        keeper.request_stop(f"received {signal.Signals(signum).name}")
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in STOP_SIGNALS}
+    code = 0
+    try:
+        try:
+            keeper.start()
+        except Exception as exc:
+            _say(f"naist-dask-tui: could not start the cluster: {exc}", sys.stderr)
+            registry.release(directory)
+            return 1
+        c = keeper.controller
+        for note in c.notices:
+            _say(f"note: {note}", out)
+        _say(f"started {c.backend} cluster {keeper.name} at {c.scheduler_address}", out)
+        seen = c.notices.last_seq
+        while not keeper.wait(settings.refresh_interval):
+            snap = keeper.last_snapshot
+            if snap is not None:
+                _say(status_line(snap), out)
+            for seq, _, text in c.notices.entries(seen):
+                _say(f"note: {text}", out)
+                seen = seq
+        _say(f"stopping: {keeper.stop_reason}", out)
+    finally:
+        # A second signal while closing must not cut the cleanup short.
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)
+        keeper.close()
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+    _say("closed: every job of this console deleted", out)
+    return code

@@ -104,13 +104,23 @@ class SchedulerProbe:
     blocks and must be called off the UI thread; it raises on a lost scheduler.
     """
 
-    def __init__(self, client, job_of: Callable[[str], str | None] | None = None):
+    def __init__(
+        self,
+        client,
+        job_of: Callable[[str], str | None] | None = None,
+        *,
+        keeper: bool = False,
+        token: str | None = None,
+    ):
         self.client = client
         self.job_of = job_of or (lambda name: None)
-        self.token = uuid.uuid4().hex
+        self.token = token or uuid.uuid4().hex
         self.mode: str | None = None  # "plugin" | "identity"
         self._rows: dict[str, WorkerRow] = {}
-        self._raw_jobs: dict[str, str | None] = {}
+        # keeper=True: ask the scheduler's keeper (if any) for its control state in the same
+        # call; ``keeper_state`` is its newest full state (None: no keeper answered).
+        self.keeper = keeper
+        self.keeper_state: dict | None = None
 
     def install(self) -> str:
         """Put the handler on the scheduler; returns the mode in use."""
@@ -130,7 +140,17 @@ class SchedulerProbe:
     def _call(self, full: bool) -> dict:
         if self.mode == "plugin":
             rpc = getattr(self.client.scheduler, HANDLER)
-            return self.client.sync(rpc, token=self.token, full=full, callback_timeout=CALL_TIMEOUT)
+            kwargs = {}
+            if self.keeper:
+                version = self.keeper_state.get("version", -1) if self.keeper_state else -1
+                kwargs["keeper"] = -1 if full else version
+            reply = self.client.sync(
+                rpc, token=self.token, full=full, callback_timeout=CALL_TIMEOUT, **kwargs
+            )
+            state = reply.get("keeper")
+            if state is not None and "jobs" in state:  # else: "nothing new since your version"
+                self.keeper_state = state
+            return reply
         info = self.client.sync(
             self.client.scheduler.identity, n_workers=-1, callback_timeout=CALL_TIMEOUT
         )

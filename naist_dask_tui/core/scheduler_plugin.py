@@ -1,8 +1,8 @@
 """The console's scheduler-side handler: one lean call per refresh.
 
 Installed on the scheduler as a plugin that registers its own comm handler
-(``scheduler.handlers["ndtui_probe_2"]``), called by the console as
-``await client.scheduler.ndtui_probe_2(token=...)``. It returns the fields the panels show,
+(``scheduler.handlers["ndtui_probe_3"]``), called by the console as
+``await client.scheduler.ndtui_probe_3(token=...)``. It returns the fields the panels show,
 only for the workers that changed since the same caller's previous poll, so a refresh at 1,000
 workers costs the scheduler about a millisecond.
 
@@ -26,8 +26,13 @@ from distributed.diagnostics.plugin import SchedulerPlugin
 
 # Versioned: a scheduler keeps an installed plugin of the same name (``idempotent``), so a
 # reply format change needs new names.
-HANDLER = "ndtui_probe_2"
-PLUGIN_NAME = "naist-dask-tui-probe-2"
+HANDLER = "ndtui_probe_3"
+PLUGIN_NAME = "naist-dask-tui-probe-3"
+# A keeper process that owns this scheduler puts an object here (``scheduler.extensions``)
+# whose ``state_for(token, version)`` answers "what changed in the cluster's control state
+# since ``version``": the screens learn about jobs, requests and notices in the same call
+# that brings the workers, at the cost of one dict lookup when nothing changed.
+KEEPER_EXTENSION = "ndtui-keeper"
 MAX_CURSORS = 64  # callers remembered for change tracking (one per console; old ones dropped)
 
 # Row layout (index -> field); the client side unpacks by these positions.
@@ -131,7 +136,7 @@ def probe(scheduler, cursors: OrderedDict, token: str | None = None, full: bool 
 
 
 class ProbePlugin(SchedulerPlugin):
-    """Registers the ``ndtui_probe_2`` handler on the scheduler it is added to."""
+    """Registers the ``ndtui_probe_3`` handler on the scheduler it is added to."""
 
     name = PLUGIN_NAME
     idempotent = True
@@ -143,8 +148,12 @@ class ProbePlugin(SchedulerPlugin):
         cursors = self.cursors
 
         # A plain function, not a partial: the comm layer inspects the handler's signature.
-        def handler(token: str | None = None, full: bool = False) -> dict:
-            return probe(scheduler, cursors, token, full)
+        def handler(token: str | None = None, full: bool = False, keeper=None) -> dict:
+            reply = probe(scheduler, cursors, token, full)
+            if keeper is not None:
+                ext = scheduler.extensions.get(KEEPER_EXTENSION)
+                reply["keeper"] = ext.state_for(token, keeper) if ext is not None else None
+            return reply
 
         scheduler.handlers[HANDLER] = handler
 

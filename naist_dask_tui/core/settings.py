@@ -87,6 +87,9 @@ class Settings:
     # TLS with mutual authentication between scheduler, workers and console (SGE backend):
     # anyone who reaches a plain scheduler port can run code as you.
     tls: bool = True
+    # A cluster that nobody uses (no screen attached, no compute-pane run, no task) for this
+    # long stops by itself and deletes its jobs; "off" keeps it until it is stopped.
+    idle_timeout: str = "20m"
     # Which layer set each field ("profile", "dask-config", "config-file", "env", "cli") ...
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
     # ... and exactly where ("built-in profile naist", "--memory", "NAIST_DASK_TUI_JOBS", ...).
@@ -147,6 +150,10 @@ class Settings:
             return (wall - margin - stagger, stagger)
         life = _duration_seconds(self.lifetime)
         return (life, _stagger(life))
+
+    @property
+    def idle_timeout_seconds(self) -> float | None:
+        return None if self.idle_timeout == "off" else _duration_seconds(self.idle_timeout)
 
     @property
     def adaptive(self) -> bool:
@@ -429,6 +436,22 @@ def _to_lifetime(name: str, value: Any) -> str:
     return text
 
 
+def _to_idle_timeout(name: str, value: Any) -> str:
+    accepted = "use a duration such as 20m, 2h or 600 (seconds), or off"
+    if isinstance(value, bool) or value is None:
+        raise SettingsError(name, f"{value!r} is not an idle timeout; {accepted}")
+    text = str(value).strip().lower().replace(" ", "")
+    if text in ("off", "none", "no", "false", "never"):
+        return "off"
+    try:
+        seconds = _duration_seconds(text)
+    except (ValueError, TypeError, KeyError):
+        raise SettingsError(name, f"{value!r} is not an idle timeout; {accepted}") from None
+    if not seconds > 0:
+        raise SettingsError(name, f"{value!r} is not an idle timeout; {accepted}")
+    return text
+
+
 def _to_backend(name: str, value: Any) -> str:
     text = value.strip().lower() if isinstance(value, str) else value
     if text not in BACKENDS:
@@ -521,6 +544,7 @@ _CONVERT: dict[str, Callable[[str, Any], Any]] = {
     "adapt_max": lambda n, v: _to_int(n, v, 0, optional=True),
     "skip_interface_check": _to_bool,
     "tls": _to_bool,
+    "idle_timeout": _to_idle_timeout,
 }
 assert set(_CONVERT) == set(FIELD_NAMES), set(_CONVERT) ^ set(FIELD_NAMES)
 

@@ -195,6 +195,12 @@ class ConsoleSnapshot:
     local_directory: str | None = None
     error: str | None = None  # why the last poll failed, in words
     notices: tuple[str, ...] = field(default_factory=tuple)  # e.g. "job 123 deleted from outside"
+    # A cluster kept by a keeper process: its name, the screens attached to it (this one
+    # included), and its idle rule (seconds; None = never stops by itself).
+    name: str | None = None
+    screens: int = 0
+    idle_timeout: float | None = None
+    idle_since: float | None = None  # nothing kept it busy since then (None: busy)
 
     @property
     def jobs_running(self) -> int:
@@ -207,3 +213,21 @@ class ConsoleSnapshot:
             for j in self.jobs
             if j.state in (JobState.PENDING, JobState.HELD, JobState.SUBMITTING)
         )
+
+
+# A JobRow as plain values for the keeper's RPC (msgpack: lists, strings, numbers, None).
+_JOB_ROW_FIELDS = tuple(JobRow.__slots__)
+
+
+def job_row_to_wire(row: JobRow) -> list:
+    return [
+        row.state.value if name == "state" else list(v) if isinstance(v := getattr(row, name), tuple) else v
+        for name in _JOB_ROW_FIELDS
+    ]
+
+
+def job_row_from_wire(data: list) -> JobRow:
+    values = dict(zip(_JOB_ROW_FIELDS, data))
+    values["state"] = JobState(values["state"])
+    values["workers"] = tuple(values.get("workers") or ())
+    return JobRow(**values)

@@ -1,45 +1,71 @@
 """The main screen: status bar, panel tabs (all panels at once on a large terminal), footer.
 
-The screen renders snapshots and turns keys into intents; the app owns the controller calls.
+The app hands it each refresh as reactives (``snapshot``, and ``requested`` for a job count
+just asked for); the screen renders them and turns keys into intents (dialogs here, then an
+intent message the app carries out). It offers only what the cluster's controller can do
+(``capabilities``): attached to a scheduler started elsewhere, it only watches.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Iterable
 
-from textual.app import ComposeResult
+from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Container, Vertical
+from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Footer, Input, Static, Tab, Tabs
 
-from naist_dask_tui.core.snapshot import ConsoleSnapshot, JobState
-from naist_dask_tui.history import ClusterTotals, MemoryHistory
+from naist_dask_tui.core.control import Capabilities
+from naist_dask_tui.core.snapshot import ConsoleSnapshot, JobRow, JobState
+from naist_dask_tui.history import MemoryHistory
+from naist_dask_tui.messages import AdaptRequested, LeaveRequested, RetireRequested, ScaleRequested
 from naist_dask_tui.widgets.jobs_table import JobsTable, job_views
 from naist_dask_tui.widgets.memory_panel import MemoryPanel
 from naist_dask_tui.widgets.spill_panel import SpillPanel
 from naist_dask_tui.widgets.status_bar import StatusBar
 from naist_dask_tui.widgets.workers_table import WorkersTable
 
-if TYPE_CHECKING:
-    from naist_dask_tui.app import ConsoleApp
-
 PANELS = ("workers", "memory", "spill", "jobs", "compute")
 OVERVIEW = ("workers", "memory", "spill", "jobs")
 WIDE_MIN = (160, 40)  # columns, rows from which the overview panels are shown side by side
+ALIVE_STATES = frozenset(
+    {
+        JobState.SUBMITTING,
+        JobState.PENDING,
+        JobState.HELD,
+        JobState.RUNNING,
+        JobState.SUSPENDED,
+        JobState.ERROR,
+        JobState.RETIRING,
+    }
+)
+# Which capability each action needs; without it the key is hidden and does nothing.
+NEEDS = {
+    "scale_up": "scale",
+    "scale_down": "scale",
+    "scale_to": "scale",
+    "toggle_adaptive": "adapt",
+    "retire": "retire",
+    "job_log": "logs",
+    "detach": "detach",
+}
 
 
 class MainScreen(Screen[None]):
     BINDINGS = [
-        Binding("q", "app.request_quit", "Quit", id="main.quit"),
-        Binding("plus,equals_sign", "app.scale_up", "Job +1", key_display="+", id="main.scale_up"),
-        Binding("minus", "app.scale_down", "Job -1", key_display="-", id="main.scale_down"),
-        Binding("s", "app.scale_to", "Scale to…", id="main.scale_to"),
-        Binding("a", "app.toggle_adaptive", "Adaptive", id="main.adaptive"),
+        Binding("q", "request_quit", "Quit", id="main.quit"),
+        Binding("d", "detach", "Detach", id="main.detach"),
+        Binding("plus,equals_sign", "scale_up", "Job +1", key_display="+", id="main.scale_up"),
+        Binding("minus", "scale_down", "Job -1", key_display="-", id="main.scale_down"),
+        Binding("s", "scale_to", "Scale to…", id="main.scale_to"),
+        Binding("a", "toggle_adaptive", "Adaptive", id="main.adaptive"),
         Binding("r", "retire", "Retire job", id="main.retire"),
         Binding("slash", "filter", "Filter", key_display="/", id="main.filter"),
         Binding("l", "job_log", "Job log", id="main.job_log"),
+        Binding("L", "console_log", "Keeper log", show=False, id="main.console_log"),
         Binding("question_mark", "app.help", "Help", key_display="?", id="main.help"),
         Binding("1", "show_panel('workers')", "Workers panel", show=False, id="main.panel_workers"),
         Binding("2", "show_panel('memory')", "Memory panel", show=False, id="main.panel_memory"),
@@ -49,19 +75,33 @@ class MainScreen(Screen[None]):
         Binding("escape", "clear_filter", "Clear filter", show=False, id="main.clear_filter"),
     ]
 
-    def __init__(self, *, user: str, login_host: str, compute: Widget | None = None) -> None:
+    snapshot: reactive[ConsoleSnapshot | None] = reactive(None, always_update=True)
+    # A job count just asked for, shown until a refresh reflects it (None: none pending).
+    requested: reactive[int | None] = reactive(None)
+
+    def __init__(
+        self,
+        *,
+        user: str,
+        login_host: str,
+        compute: Widget | None = None,
+        history: MemoryHistory | None = None,
+        capabilities: Capabilities | None = None,
+        retry_in: float | None = None,
+        log_files: list[tuple[str, str]] | None = None,
+    ) -> None:
         super().__init__(id="main")
+        self.log_files = list(log_files or [])
         self._user = user
         self._login_host = login_host
         self._compute = compute
+        self.history = history if history is not None else MemoryHistory()
+        self.capabilities = capabilities if capabilities is not None else Capabilities.all()
+        self.retry_in = retry_in
         self.active_panel = "workers"
         self.wide = False
         self._job_views: dict = {}
         self.ready = False  # set once mounted: snapshots that arrive earlier are shown then
-
-    @property
-    def console(self) -> ConsoleApp:
-        return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:
         yield StatusBar(user=self._user, login_host=self._login_host, id="status")
@@ -104,12 +144,20 @@ class MainScreen(Screen[None]):
         self.memory_panel = self.query_one(MemoryPanel)
         self.spill_panel = self.query_one(SpillPanel)
         self.workers_panel = self.query_one("#workers-panel")
+        self.status.retry_in = self.retry_in
+        if not self.capabilities.scale:
+            self.jobs_table.empty_text = "a scheduler started elsewhere: its jobs are not managed here"
         self._apply_layout()
         self.workers_table.focus()
         self.ready = True
-        app = self.console
-        if app.snapshot is not None:
-            self.show_snapshot(app.snapshot, app.history, app._requested)
+        if self.snapshot is not None:
+            self.watch_snapshot(self.snapshot)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        need = NEEDS.get(action)
+        if need is not None and not getattr(self.capabilities, need):
+            return None  # hidden from the footer, and the key does nothing
+        return True
 
     # ---- layout ---------------------------------------------------------------------------
 
@@ -154,21 +202,13 @@ class MainScreen(Screen[None]):
 
     # ---- data -----------------------------------------------------------------------------
 
-    def show_snapshot(
-        self,
-        snapshot: ConsoleSnapshot,
-        history: MemoryHistory,
-        requested: int | None,
-        totals: ClusterTotals | None = None,
-    ) -> None:
-        if not self.ready:
+    def watch_snapshot(self, snapshot: ConsoleSnapshot | None) -> None:
+        if snapshot is None or not self.ready:
             return
-        status = self.status
-        status.retry_in = self.console.refresh_interval
         cluster = snapshot.cluster
-        if totals is None and cluster is not None:
-            totals = ClusterTotals.of(cluster)
-        status.show(snapshot, requested, totals)
+        totals = cluster.totals if cluster is not None else None
+        history = self.history
+        self.status.show(snapshot, self.requested, totals)
         if cluster is not None:
             retiring = frozenset(
                 a for j in snapshot.jobs if j.state is JobState.RETIRING for a in j.workers
@@ -185,9 +225,194 @@ class MainScreen(Screen[None]):
         self.spill_panel.show(snapshot, history, totals)
         self.jobs_table.set_rows(job_views(snapshot.jobs, snapshot.time, names, self._job_views))
 
-    def show_requested(self, requested: int | None) -> None:
+    def watch_requested(self, requested: int | None) -> None:
         if self.ready:
             self.status.show(None, requested)
+
+    # ---- scaling ----------------------------------------------------------------------------
+
+    @property
+    def requested_jobs(self) -> int:
+        if self.requested is not None:
+            return self.requested
+        return self.snapshot.requested_jobs if self.snapshot is not None else 0
+
+    @property
+    def adaptive(self) -> tuple[int, int] | None:
+        return self.snapshot.adaptive if self.snapshot is not None else None
+
+    def request_scale(self, jobs: int) -> None:
+        current, adaptive = self.requested_jobs, self.adaptive
+        note = " (adaptive scaling turned off)" if adaptive else ""
+        self.notify(f"Scaling {current} → {jobs} job{'s' if jobs != 1 else ''}{note}", timeout=3)
+        self.requested = jobs  # shown at once, before any refresh
+        self.post_message(ScaleRequested(jobs))
+
+    def _confirm_zero(self, jobs: int) -> None:
+        from naist_dask_tui.screens.confirm import ConfirmScreen
+
+        current = self.requested_jobs
+        if jobs != 0 or current == 0:
+            self.request_scale(jobs)
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.request_scale(0)
+            else:
+                self.notify("Nothing changed.", timeout=2)
+
+        question = (
+            f"Scale to 0 jobs? All {current} job(s) are deleted and the data their workers hold is lost."
+        )
+        self.app.push_screen(ConfirmScreen(question, yes="Scale to 0"), answered)
+
+    def action_scale_up(self) -> None:
+        self.request_scale(self.requested_jobs + 1)
+
+    def action_scale_down(self) -> None:
+        current = self.requested_jobs
+        if current <= 0:
+            self.notify("Already at 0 jobs.", severity="warning", timeout=2)
+            return
+        self._confirm_zero(current - 1)
+
+    def action_scale_to(self) -> None:
+        from naist_dask_tui.screens.scale_dialog import ScaleDialog
+
+        def answered(jobs: int | None) -> None:
+            if jobs is not None:
+                self._confirm_zero(jobs)
+
+        self.app.push_screen(ScaleDialog(self.requested_jobs), answered)
+
+    def action_toggle_adaptive(self) -> None:
+        from naist_dask_tui.screens.scale_dialog import AdaptDialog
+
+        if self.adaptive:
+            self.notify(f"Adaptive scaling off; keeping {self.requested_jobs} job(s).", timeout=3)
+            self.post_message(AdaptRequested(None))
+            return
+
+        def answered(bounds: tuple[int, int] | None) -> None:
+            if bounds is not None:
+                self.notify(f"Adaptive scaling on: {bounds[0]}-{bounds[1]} jobs", timeout=3)
+                self.post_message(AdaptRequested(bounds))
+
+        current = self.requested_jobs
+        self.app.push_screen(AdaptDialog(min(current, 1), max(current, 4)), answered)
+
+    # ---- leaving ----------------------------------------------------------------------------
+
+    def jobs_alive(self) -> int:
+        if not self.capabilities.stop:
+            return 0
+        snap = self.snapshot
+        alive = sum(1 for j in snap.jobs if j.state in ALIVE_STATES) if snap is not None else 0
+        return max(alive, self.requested_jobs)
+
+    def _computing(self) -> bool:
+        return bool(getattr(self._compute, "running", False))
+
+    def _what(self, n: int) -> str:
+        """What stopping deletes, in this backend's words."""
+        backend = self.snapshot.backend if self.snapshot is not None else "sge"
+        s = "s" if n != 1 else ""
+        if backend == "sge":
+            return f"{n} SGE job{s}, their workers and the data they hold"
+        return f"{n} local worker{s} and the data they hold"
+
+    def action_request_quit(self, force_on_repeat: bool = False) -> None:
+        from naist_dask_tui.screens.confirm import ConfirmScreen
+        from naist_dask_tui.screens.quit_dialog import QuitDialog
+
+        top = self.app.screen
+        if isinstance(top, (QuitDialog, ConfirmScreen)) and top.id in ("quit-dialog", "quit-confirm"):
+            if force_on_repeat:  # a second Ctrl+C at the question
+                self.post_message(LeaveRequested("stop"))
+            return
+        caps = self.capabilities
+        if not caps.stop:
+            self.post_message(LeaveRequested("exit"))  # a scheduler started elsewhere: just go
+            return
+        alive = self.jobs_alive()
+        snap = self.snapshot
+        if caps.detach and snap is not None and not snap.connected and not alive:
+            self.post_message(LeaveRequested("exit"))  # its keeper is gone: nothing to keep
+            return
+        if not caps.detach:
+            if not alive:
+                self.post_message(LeaveRequested("stop"))
+                return
+            self.app.push_screen(
+                ConfirmScreen(
+                    f"Quit? This deletes {self._what(alive)}.",
+                    yes="Quit",
+                    id="quit-confirm",
+                ),
+                lambda yes: self.post_message(LeaveRequested("stop")) if yes else None,
+            )
+            return
+        self.app.push_screen(QuitDialog(self._quit_question(alive)), self._left)
+
+    def _quit_question(self, alive: int) -> str:
+        snap = self.snapshot
+        name = (snap.name if snap is not None else None) or "this cluster"
+        others = max(0, (snap.screens if snap is not None else 1) - 1)
+        lines = [
+            f"Stop {name}? That deletes {self._what(alive)}"
+            + (f" ({others} other screen(s) are attached to it)." if others else "."),
+            f"Or detach: the cluster keeps running; `naist-dask-tui attach {name}` comes back.",
+        ]
+        if snap is not None and snap.idle_timeout:
+            lines.append(
+                f"Detached, it stops by itself after {_minutes(snap.idle_timeout)} "
+                "with no screen, no computation and no task."
+            )
+        if self._computing():
+            lines.append("The computation running in the compute pane is cancelled either way.")
+        return "\n".join(lines)
+
+    def _left(self, answer: str | None) -> None:
+        if answer in ("stop", "detach"):
+            self.post_message(LeaveRequested(answer))
+
+    def action_detach(self) -> None:
+        from naist_dask_tui.screens.confirm import ConfirmScreen
+
+        if not self._computing():
+            self.post_message(LeaveRequested("detach"))
+            return
+        self.app.push_screen(
+            ConfirmScreen(
+                "A computation is running in the compute pane: detaching cancels it. Detach anyway?",
+                yes="Detach",
+            ),
+            lambda yes: self.post_message(LeaveRequested("detach")) if yes else None,
+        )
+
+    # ---- command palette ----------------------------------------------------------------------
+
+    def palette_commands(self) -> Iterable[SystemCommand]:
+        noun = "SGE job" if (self.snapshot is None or self.snapshot.backend == "sge") else "worker"
+        commands = [
+            ("scale_up", "Scale: one job more (+)", f"Submit one more {noun}", self.action_scale_up),
+            ("scale_down", "Scale: one job less (-)", "Retire and delete one job", self.action_scale_down),
+            ("scale_to", "Scale to an exact number of jobs (s)", "Type a job count", self.action_scale_to),
+            ("toggle_adaptive", "Adaptive scaling on/off (a)", "Let dask choose between min and max jobs",
+             self.action_toggle_adaptive),
+            ("retire", "Retire the selected worker's job (r)", "Move its data away, then delete it",
+             self.action_retire),
+            ("filter", "Filter workers (/)", "Show only matching workers", self.action_filter),
+            ("job_log", "Show the selected job's output (l)", "Follow the worker log live", self.action_job_log),
+            ("detach", "Detach (d)", "Leave the cluster running without this screen", self.action_detach),
+            ("console_log", "Show the keeper's log (L)", "What the cluster's keeper did and why",
+             self.action_console_log),
+            ("request_quit", "Quit (q)", "Stop the cluster, or detach from it", self.action_request_quit),
+        ]
+        for action, title, help_text, callback in commands:
+            if self.check_action(action, ()):
+                yield SystemCommand(title, help_text, callback)
 
     # ---- filter ---------------------------------------------------------------------------
 
@@ -243,7 +468,7 @@ class MainScreen(Screen[None]):
         worker = self.query_one(WorkersTable).cursor_row
         if worker is None:
             return None
-        snapshot = self.console.snapshot
+        snapshot = self.snapshot
         for job in snapshot.jobs if snapshot else ():
             if worker.address in job.workers:
                 return (job.job_id or job.name, f"job {job.job_id or job.name} (worker {worker.name})")
@@ -256,7 +481,8 @@ class MainScreen(Screen[None]):
         if target is None:
             self.notify("Select a worker or a job first.", severity="warning")
             return
-        self.console.retire(*target)
+        self.notify(f"Retiring {target[1]}: moving its data, then deleting it…", timeout=4)
+        self.post_message(RetireRequested(*target))
 
     def action_job_log(self) -> None:
         job = None
@@ -264,10 +490,30 @@ class MainScreen(Screen[None]):
             job = self.query_one(JobsTable).cursor_job
         else:
             worker = self.query_one(WorkersTable).cursor_row
-            snapshot = self.console.snapshot
+            snapshot = self.snapshot
             if worker is not None and snapshot is not None:
                 job = next((j for j in snapshot.jobs if worker.address in j.workers), None)
         if job is None:
             self.notify("Select a job (4 shows the jobs) to see its output.", severity="warning")
             return
-        self.console.show_job_log(job)
+        self.show_job_log(job)
+
+    def action_console_log(self, index: int = 0) -> None:
+        """Follow the keeper's log (or, with no keeper, this screen's own)."""
+        from naist_dask_tui.screens.log_tail import LogTailScreen
+
+        if not self.log_files:
+            self.notify("No log file here.", severity="warning")
+            return
+        title, path = self.log_files[min(index, len(self.log_files) - 1)]
+        self.app.push_screen(LogTailScreen(title, path))
+
+    def show_job_log(self, job: JobRow) -> None:
+        from naist_dask_tui.screens.log_tail import LogTailScreen
+
+        self.app.push_screen(LogTailScreen(f"job {job.job_id or job.name}", job.log_path))
+
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:g} min" if seconds >= 60 else f"{seconds:g} s"

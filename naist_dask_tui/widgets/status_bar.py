@@ -7,7 +7,7 @@ from textual.markup import escape
 from textual.widgets import Static
 
 from naist_dask_tui.core.snapshot import ConsoleSnapshot
-from naist_dask_tui.formatting import fmt_bytes, ssh_tunnel_hint
+from naist_dask_tui.formatting import fmt_bytes, fmt_duration, ssh_tunnel_hint
 from naist_dask_tui.history import ClusterTotals
 
 NBSP = "\u00a0"
@@ -31,7 +31,8 @@ def status_markup(
     if snapshot is None:
         return "[b]starting[/b]  waiting for the first poll…"
     s = snapshot
-    pieces = [f"[b]{escape(s.backend.upper())}[/b] {escape(s.scheduler_address or '-')}"]
+    where = f"[b]{escape(s.backend.upper())}[/b] {escape(s.scheduler_address or '-')}"
+    pieces = [f"[b]{escape(s.name)}[/b] {where}" if s.name else where]
     if s.connected:
         pieces.append("[$success]●[/] connected")
     else:
@@ -41,6 +42,11 @@ def status_markup(
     if s.adaptive:
         jobs += f" · adaptive {s.adaptive[0]}-{s.adaptive[1]}"
     pieces.append(jobs)
+    if s.screens > 1:
+        pieces.append(f"{s.screens} screens")
+    if s.idle_since is not None and s.idle_timeout and s.cluster is not None:
+        idle = max(0.0, s.time - s.idle_since)
+        pieces.append(f"idle {fmt_duration(idle)}/{fmt_duration(s.idle_timeout)}")
     c = totals or (ClusterTotals.of(s.cluster) if s.cluster is not None else None)
     if c is not None:
         pieces.append(f"workers {c.n_workers} · threads {c.nthreads}")

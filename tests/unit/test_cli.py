@@ -86,21 +86,31 @@ def test_flags_become_overrides():
 
 
 def test_console_and_headless_dispatch(clean_env, monkeypatch, capsys):
-    seen: list[Settings] = []
+    """Routing only (the keeper and the screen are tested for real in test_keeper.py and the
+    tmux tests): no cluster running -> a keeper is started with these settings and the screen
+    attaches to it; --headless runs in the foreground; --attach ADDRESS watches in-process."""
+    seen: list = []
 
-    def fake(code):
-        def run(settings):
-            seen.append(settings)
+    def fake(code, what):
+        def run(settings, *rest, **kw):
+            seen.append((what, settings, rest))
             return code
         return run
 
-    monkeypatch.setitem(sys.modules, "naist_dask_tui.console",
-                        types.SimpleNamespace(run_console=fake(0)))
+    record = types.SimpleNamespace(name="naist", backend="sge", address="tls://x:1")
+    monkeypatch.setitem(sys.modules, "naist_dask_tui.console", types.SimpleNamespace(
+        run_console=fake(3, "console"), run_attached=fake(0, "attached")))
     monkeypatch.setitem(sys.modules, "naist_dask_tui.core.headless",
-                        types.SimpleNamespace(run_headless=fake(7)))
-    assert cli.main(["--jobs", "3"]) == 0
+                        types.SimpleNamespace(run_headless=fake(7, "headless")))
+    monkeypatch.setitem(sys.modules, "naist_dask_tui.core.launch", types.SimpleNamespace(
+        start_keeper=lambda settings, **kw: (seen.append(("keeper", settings, ())), record)[1]))
+    monkeypatch.setattr(cli, "_offer_cleanup", lambda *a, **k: None)
+    assert cli.main(["--jobs", "3", "--backend", "local"]) == 0
     assert cli.main(["--headless", "--profile", "local"]) == 7
-    assert (seen[0].jobs, seen[1].profile) == (3, "local")
+    assert cli.main(["--attach", "tcp://127.0.0.1:8786"]) == 3
+    assert [w for w, _, _ in seen] == ["keeper", "attached", "headless", "console"]
+    assert seen[0][1].jobs == 3 and seen[1][2] == (record,)
+    assert seen[2][1].profile == "local"
 
     # --cleanup itself is tested for real in tests/sge/test_signals.py (a SIGKILLed console).
 

@@ -1,0 +1,437 @@
+"""The keeper: one background process per cluster, so that the cluster outlives the terminal.
+
+It owns the :class:`ClusterController` (SGECluster or LocalCluster, graceful scaling, safe adapt,
+the qstat reader, lifetime replacement, the no-orphans guarantees) and runs its reconcile loop
+whether or not a screen is attached. Screens, and the user's own scripts and notebooks, are
+clients of its scheduler, with the same mutual TLS as the workers:
+
+* **control**: a handler on the scheduler (``ndtui_control_1``) for scale, adapt on/off, retire
+  a job, the job view, a job's log, detach and stop. Blocking controller calls run in the
+  keeper's threads, never on the scheduler's event loop.
+* **state**: what screens show besides the workers (job rows, requested jobs, adaptive bounds,
+  notices, screens attached, idle time) is published as a versioned dict and rides on the
+  probe's reply (``scheduler_plugin.KEEPER_EXTENSION``): a screen gets it only when it changed.
+* **idle stop**: no screen attached, no computation and no task for ``idle_timeout``: the keeper
+  closes the cluster, deletes its jobs, and says why in its log.
+
+``python -m naist_dask_tui.core.keeper --dir DIR`` is the daemon (started by the console, see
+:mod:`launch`): stdin from /dev/null, stdout and stderr to its log file, its own session, so a
+dropped SSH connection does not reach it. SIGTERM, SIGHUP and SIGINT close the cluster and
+delete every job, pending ones included. ``--headless`` runs the same keeper in the foreground.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import functools
+import getpass
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Callable
+
+from naist_dask_tui import __version__
+from naist_dask_tui.core import registry
+from naist_dask_tui.core.control import Capabilities
+from naist_dask_tui.core.errors import ControllerError
+from naist_dask_tui.core.jobnames import short_hostname
+from naist_dask_tui.core.scheduler_plugin import KEEPER_EXTENSION
+from naist_dask_tui.core.snapshot import ConsoleSnapshot, job_row_to_wire
+
+logger = logging.getLogger("naist_dask_tui.keeper")
+
+CONTROL_HANDLER = "ndtui_control_1"
+SCREEN_TTL = 30.0  # seconds after its last poll that a screen still counts as attached
+LOG_CHUNK = 64 * 1024
+# What a screen attached to a keeper may do.
+KEEPER_CAPABILITIES = Capabilities.all()
+
+
+class Keeper:
+    """Owns one cluster; see the module docstring. ``start()``, then ``wait()`` until
+    ``request_stop()`` (a signal, the idle rule, a screen's stop), then ``close()``."""
+
+    def __init__(self, settings, directory: Path, *, controller=None, log_path: str | None = None):
+        from naist_dask_tui.core.cluster import ClusterController
+
+        self.settings = settings
+        self.directory = Path(directory)
+        self.name = self.directory.name
+        self.controller = controller if controller is not None else ClusterController(settings)
+        self.log_path = log_path
+        self.idle_timeout: float | None = settings.idle_timeout_seconds
+        self.stop_reason: str | None = None
+        self.monitor = None
+        self.record: registry.ClusterRecord | None = None
+        self.last_snapshot: ConsoleSnapshot | None = None
+        self._stop = threading.Event()
+        self._closed = False
+        self._idle_since: float | None = None
+        self._screens: dict[str, float] = {}
+        self._detached: set[str] = set()
+        self._screens_lock = threading.Lock()
+        self._state_lock = threading.Lock()
+        self._state_body: dict[str, Any] = {}
+        self._state: tuple[int, dict[str, Any]] = (0, {"version": 0})
+        self._executor = ThreadPoolExecutor(2, thread_name_prefix="ndtui-control")
+        self._thread: threading.Thread | None = None
+        self._scheduler = None
+        self._actions: dict[str, Callable[..., Any]] = {
+            "state": self._act_state,
+            "scale": self._act_scale,
+            "adapt": self._act_adapt,
+            "adapt_off": self._act_adapt_off,
+            "retire": self._act_retire,
+            "log": self._act_log,
+            "detach": self._act_detach,
+            "stop": self._act_stop,
+        }
+
+    # ------------------------------------------------------------------ life cycle
+    def start(self) -> None:
+        pid, create_time = registry.own_identity()
+        c = self.controller
+        self.record = registry.ClusterRecord(
+            name=self.name,
+            directory=self.directory,
+            pid=pid,
+            create_time=create_time,
+            host=short_hostname(),
+            user=_user(),
+            backend=c.backend,
+            state="starting",
+            started=time.time(),
+            log=self.log_path,
+            tls=bool(self.settings.tls),
+            idle_timeout=self.idle_timeout,
+            profile=self.settings.profile,
+            version=__version__,
+        )
+        registry.write_record(self.record)
+        logger.info("keeper %s (pid %s) starting a %s cluster", self.name, pid, c.backend)
+        try:
+            c.start()
+            if c.credentials is not None:
+                c.credentials.write_client_files(self.directory)
+            self._install(c.cluster.scheduler)
+            self.monitor = c.make_monitor()
+            self._publish()
+        except BaseException as exc:
+            self._write(state="failed", error=str(exc) or type(exc).__name__)
+            logger.error("start failed: %s", exc)
+            self._close_controller()
+            raise
+        self._write(state="running", address=c.scheduler_address, job_name=c.job_name)
+        logger.info("cluster %s running at %s", self.name, c.scheduler_address)
+        self._thread = threading.Thread(target=self._loop, name="ndtui-keeper", daemon=True)
+        self._thread.start()
+
+    def request_stop(self, reason: str) -> None:
+        if not self._stop.is_set():
+            self.stop_reason = reason
+            logger.info("stopping: %s", reason)
+            self._stop.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """True once a stop was requested."""
+        return self._stop.wait(timeout)
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def close(self) -> None:
+        """Close the cluster (every job deleted) and remove the record. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._stop.set()
+        if self.record is not None and self.record.state != "failed":
+            self._write(state="stopping")
+        self._publish()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self._close_controller()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        registry.release(self.directory)
+        logger.info("closed: %s; every job of this cluster deleted", self.stop_reason or "stopped")
+
+    def _close_controller(self) -> None:
+        scheduler = self._scheduler
+        if scheduler is not None:
+            scheduler.handlers.pop(CONTROL_HANDLER, None)
+            scheduler.extensions.pop(KEEPER_EXTENSION, None)
+        try:
+            self.controller.close()
+        except Exception:
+            logger.exception("closing the cluster failed")
+
+    def _write(self, **changes: Any) -> None:
+        assert self.record is not None
+        self.record = replace(self.record, **changes)
+        try:
+            registry.write_record(self.record)
+        except OSError as exc:
+            logger.warning("cannot write %s: %s", self.directory, exc)
+
+    # ------------------------------------------------------------------ the loop
+    def _loop(self) -> None:
+        interval = float(self.settings.refresh_interval or 1.0)
+        last_status = None
+        while not self._stop.is_set():
+            t0 = time.monotonic()
+            try:
+                snap = self.monitor.poll()  # probe + qstat + the jobs' reconciliation
+                self.last_snapshot = snap
+                self._check_idle(snap)
+                self._publish()
+                status = self._status(snap)
+                if status != last_status:
+                    registry.write_status(self.directory, status)
+                    last_status = status
+            except Exception:
+                logger.exception("keeper loop step failed")
+            self._stop.wait(max(0.05, interval - (time.monotonic() - t0)))
+
+    def screen_count(self, now: float | None = None) -> int:
+        now = time.time() if now is None else now
+        with self._screens_lock:
+            for token in [t for t, seen in self._screens.items() if now - seen > SCREEN_TTL]:
+                del self._screens[token]
+            return len(self._screens)
+
+    def runs_active(self) -> int:
+        """Compute-pane runs the keeper owns (they move here with the runs-survive work)."""
+        return 0
+
+    def _check_idle(self, snap: ConsoleSnapshot) -> None:
+        now = time.time()
+        tasks = snap.cluster.tasks if snap.cluster is not None else None
+        # A scheduler that did not answer tells nothing: never stop on missing data.
+        busy_tasks = tasks is None or (tasks.processing + tasks.queued + tasks.waiting + tasks.no_worker) > 0
+        if self.screen_count(now) or self.runs_active() or busy_tasks:
+            self._idle_since = None
+            return
+        if self._idle_since is None:
+            self._idle_since = now
+        if self.idle_timeout is not None and now - self._idle_since >= self.idle_timeout:
+            self.request_stop(
+                f"idle for {_duration(now - self._idle_since)} (idle timeout "
+                f"{self.settings.idle_timeout}): no screen attached, no computation and no task"
+            )
+
+    def _status(self, snap: ConsoleSnapshot) -> dict[str, Any]:
+        """The summary ``naist-dask-tui ls`` shows."""
+        return {
+            "requested": snap.requested_jobs,
+            "jobs_running": snap.jobs_running,
+            "jobs_pending": snap.jobs_pending,
+            "workers": snap.cluster.n_workers if snap.cluster is not None else None,
+            "screens": self.screen_count(),
+            "idle_since": self._idle_since,
+            "adaptive": list(snap.adaptive) if snap.adaptive else None,
+        }
+
+    # ------------------------------------------------------------------ state for screens
+    def _publish(self) -> None:
+        c = self.controller
+        snap = self.last_snapshot
+        body = {
+            "name": self.name,
+            "backend": c.backend,
+            "address": c.scheduler_address if c.client is not None else "",
+            "requested": c.requested_jobs,
+            "adaptive": list(c.adaptive) if c.adaptive else None,
+            "jobs": [job_row_to_wire(r) for r in snap.jobs] if snap is not None else [],
+            "notices": [list(n) for n in c.notices.entries()],
+            "error": snap.error if snap is not None else None,
+            "screens": self.screen_count(),
+            "idle_timeout": self.idle_timeout,
+            "idle_since": self._idle_since,
+            "dashboard_link": c.dashboard_link,
+            "local_directory": getattr(c.settings, "local_directory", None),
+            "capabilities": KEEPER_CAPABILITIES.to_wire(),
+            "processes": c.processes,
+            "stopping": self.stop_reason if self._stop.is_set() else None,
+        }
+        with self._state_lock:
+            version = self._state[0]
+            if body != self._state_body:
+                version += 1
+                self._state_body = body
+                self._state = (version, {**body, "version": version})
+
+    def state_for(self, token: str | None, version: int) -> dict[str, Any]:
+        """Called by the probe handler on the scheduler's event loop: must stay cheap."""
+        if token is not None:
+            with self._screens_lock:
+                if token not in self._detached:
+                    self._screens[token] = time.time()
+        current, state = self._state
+        return {"version": current} if version == current else state
+
+    # ------------------------------------------------------------------ control handler
+    def _install(self, scheduler) -> None:
+        self._scheduler = scheduler
+        scheduler.extensions[KEEPER_EXTENSION] = self
+
+        async def ndtui_control_1(action: str = "", args: dict | None = None, token: str | None = None):
+            fn = self._actions.get(action)
+            if fn is None:
+                return {"ok": False, "error": f"unknown control action {action!r}"}
+            kwargs = dict(args or {})
+            if action == "detach":
+                kwargs["token"] = token
+            loop = asyncio.get_running_loop()
+            try:
+                # Controller calls block (they wait on the cluster's own loop): never here.
+                result = await loop.run_in_executor(self._executor, functools.partial(fn, **kwargs))
+            except (ControllerError, ValueError, TypeError) as exc:
+                return {"ok": False, "error": str(exc) or type(exc).__name__}
+            except Exception as exc:
+                logger.exception("control action %s failed", action)
+                return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+            return {"ok": True, "result": result}
+
+        scheduler.handlers[CONTROL_HANDLER] = ndtui_control_1
+
+    def _after_change(self) -> None:
+        self._publish()
+
+    def _act_state(self) -> dict[str, Any]:
+        return self._state[1]
+
+    def _act_scale(self, jobs: int) -> None:
+        logger.info("scale to %s job(s) (asked by a client)", jobs)
+        self.controller.scale(_whole(jobs, "jobs"))
+        self._after_change()
+
+    def _act_adapt(self, minimum: int, maximum: int) -> None:
+        logger.info("adaptive scaling %s-%s (asked by a client)", minimum, maximum)
+        self.controller.adapt(_whole(minimum, "minimum jobs"), _whole(maximum, "maximum jobs"))
+        self._after_change()
+
+    def _act_adapt_off(self) -> None:
+        logger.info("adaptive scaling off (asked by a client)")
+        self.controller.stop_adapt()
+        self._after_change()
+
+    def _act_retire(self, job: str) -> None:
+        logger.info("retire job %s (asked by a client)", job)
+        self.controller.retire_job(str(job))
+        self._after_change()
+
+    def _act_log(self, job: str, offset: int | None = None, limit: int = LOG_CHUNK) -> dict[str, Any]:
+        """A piece of a job's output file: from ``offset`` (None: the last ``limit`` bytes)."""
+        snap = self.last_snapshot
+        row = next(
+            (r for r in (snap.jobs if snap is not None else ()) if job in (r.job_id, r.name)), None
+        )
+        if row is None:
+            raise ControllerError(f"no job {job!r} in this cluster")
+        if not row.log_path:
+            return {"path": None, "size": 0, "offset": 0, "data": ""}
+        try:
+            size = os.path.getsize(row.log_path)
+        except FileNotFoundError:
+            return {"path": row.log_path, "size": -1, "offset": 0, "data": ""}
+        limit = max(1, min(int(limit), 1 << 20))
+        start = max(0, size - limit) if offset is None or offset > size else int(offset)
+        with open(row.log_path, "rb") as f:
+            f.seek(start)
+            data = f.read(min(limit, size - start))
+        return {
+            "path": row.log_path,
+            "size": size,
+            "offset": start + len(data),
+            "data": data.decode("utf-8", "replace"),
+        }
+
+    def _act_detach(self, token: str | None = None) -> None:
+        if token:
+            with self._screens_lock:
+                self._screens.pop(token, None)
+                self._detached.add(token)
+        self._after_change()
+
+    def _act_stop(self, reason: str = "stopped from a screen") -> None:
+        self.request_stop(str(reason))
+        self._after_change()
+
+
+def _whole(value: Any, label: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{label}: {value!r} is not a whole number")
+    return value
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 7200:
+        return f"{seconds // 60} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:
+        return str(os.getuid())
+
+
+# --------------------------------------------------------------------------------------------
+# The daemon
+
+
+def _configure_logging() -> None:
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(name)s %(levelname)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("naist_dask_tui").setLevel(logging.INFO)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="naist-dask-tui keeper")
+    parser.add_argument("--dir", required=True, help="the cluster's directory (claimed by the console)")
+    parser.add_argument("--log", default=None, help="this keeper's log file (for the record)")
+    args = parser.parse_args(argv)
+    _configure_logging()
+    from naist_dask_tui.core.settings_json import settings_from_json
+
+    directory = Path(args.dir)
+    settings = settings_from_json((directory / registry.SETTINGS).read_text(encoding="utf-8"))
+    keeper = Keeper(settings, directory, log_path=args.log)
+
+    def on_signal(signum, frame):
+        keeper.request_stop(f"received {signal.Signals(signum).name}")
+
+    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        signal.signal(sig, on_signal)
+    try:
+        keeper.start()
+    except BaseException:
+        return 1
+    try:
+        while not keeper.wait(1.0):
+            pass
+    finally:
+        # A second signal while closing must not cut the cleanup short.
+        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+            signal.signal(sig, signal.SIG_IGN)
+        keeper.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
