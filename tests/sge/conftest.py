@@ -65,6 +65,15 @@ def _sge_clean():
         sge.qdel(sorted(before))
         wait_for(lambda: not (_ours() or _orphans()), 30, what="leftover jobs of an earlier run to go")
     yield
+    # Keepers this test started (its XDG state directory is its own): a test that detaches must
+    # stop its cluster itself; one left running is stopped here and fails the test.
+    from naist_dask_tui.core import registry
+
+    left_running = registry.clusters()
+    for record in left_running:
+        registry.stop(record)
+    if left_running:
+        pytest.fail(f"the test left clusters running: {[r.name for r in left_running]}")
     try:
         wait_for(lambda: not (_ours() or _orphans()), 30, what="qstat to be empty of the tests' jobs")
     except AssertionError:
