@@ -1,10 +1,14 @@
-"""Start-up: `naist-dask-tui --backend local` to its first painted screen, and import costs.
+"""Start-up: `naist-dask-tui --backend local` to its first painted screen, attaching a screen to
+a running cluster, and import costs.
 
 * First screen: the console is launched in a pseudo-terminal (TERM=xterm-256color, 120x40)
   exactly as a user would (the ``naist-dask-tui`` entry point); the clock stops when the
   terminal output, escape sequences removed, shows the main screen (tab bar and footer).
   "First data" is when the status bar first says "connected" (the first poll landed).
-  Each launch ends with SIGTERM (the console closes its cluster) and is waited for.
+  Each launch ends with SIGTERM (the screen detaches) and ``naist-dask-tui stop --all`` (its
+  keeper deletes the cluster), both waited for.
+* Attach: a cluster kept by a ``--headless`` keeper; ``naist-dask-tui attach NAME`` to its first
+  painted screen and to its first data, then SIGTERM (a detach).
 * Imports: ``python -X importtime`` of ``naist_dask_tui.app`` and of everything the console
   path imports before its first paint; the biggest top-level imports are listed.
 * Heavy imports deferred: one more launch records ``sys.modules`` at the moment of the first
@@ -33,9 +37,10 @@ from bench.common import PY, Report, child_env, fmt, log, median, part_main, str
 
 PART = "startup"
 GOAL_S = 1.5
+ATTACH_GOAL_S = 1.0
 COLS, ROWS = 120, 40
 # The main screen is painted: its tab bar or its status bar (first paint) ...
-PAINT_MARKERS = ("1 Workers", "waiting for the first poll", "connected")
+PAINT_MARKERS = ("1 Workers", "waiting for the first poll", "connecting", "connected")
 # ... and the status bar after the first poll.
 DATA_MARKER = "connected"
 HEAVY = ("dask.array", "bokeh", "numpy", "pandas", "dask.dataframe", "distributed.dashboard", "matplotlib")
@@ -79,6 +84,7 @@ def launch(argv: list[str], env: dict, timeout: float = 60.0, on_paint=None) -> 
         argv, stdin=slave, stdout=slave, stderr=slave, env=env, cwd=tempfile.gettempdir(),
         start_new_session=True, close_fds=True,
     )
+    _ENVS[proc.pid] = env
     os.close(slave)
     buf = b""
     paint = data = None
@@ -109,7 +115,8 @@ def launch(argv: list[str], env: dict, timeout: float = 60.0, on_paint=None) -> 
 
 
 def _stop(proc: subprocess.Popen, master: int) -> float | None:
-    """SIGTERM (the console closes its cluster), drain the pty, wait; kill the group if stuck."""
+    """SIGTERM (the screen detaches), drain the pty, wait; kill the group if stuck; then stop
+    the keepers of this bench's state directory (a new cluster's keeper outlives its screen)."""
     t0 = time.perf_counter()
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
@@ -138,7 +145,16 @@ def _stop(proc: subprocess.Popen, master: int) -> float | None:
         os.close(master)
     except OSError:
         pass
+    if "--backend" in proc.args:  # this launch started a keeper of its own
+        subprocess.run(_entry_point() + ["stop", "--all"], env=proc_env(proc), capture_output=True, timeout=120)
     return took
+
+
+_ENVS: dict[int, dict] = {}
+
+
+def proc_env(proc: subprocess.Popen) -> dict:
+    return _ENVS.get(proc.pid, child_env())
 
 
 def importtime(code: str, env: dict) -> tuple[float, dict[str, float]]:
@@ -243,7 +259,37 @@ def run(args, report: Report) -> None:
                f"median of {len(paints)}: " + ", ".join(f"{x:.2f}" for x in paints))
     report.add("first data on screen ('connected')", median(datas), "s",
                f"median of {len(datas)}")
-    report.add("SIGTERM to exit (closes the local cluster)", median(exits), "s", f"median of {len(exits)}")
+    report.add("SIGTERM to exit (the screen detaches)", median(exits), "s", f"median of {len(exits)}")
+
+    # -- attaching a screen to a running cluster -------------------------------------------------
+    attach_paints, attach_datas = [], []
+    keeper = subprocess.Popen(
+        [PY, "-m", "naist_dask_tui", "--headless", "--backend", "local", "--name", "bench",
+         "--jobs", "1", "--cores", "1", "--memory", "1GB"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    try:
+        t0 = time.time()
+        while time.time() - t0 < 60:
+            ls = subprocess.run(_entry_point() + ["ls"], env=env, capture_output=True, text=True)
+            if "bench" in ls.stdout:
+                break
+            time.sleep(0.2)
+        for i in range(n):
+            res = launch(_entry_point() + ["attach", "bench"], env)
+            if res["paint"] is not None:
+                attach_paints.append(res["paint"])
+            else:
+                report.note(f"attach {i + 1}: no first screen within 60 s; last output: {res['tail']!r}")
+            if res["data"] is not None:
+                attach_datas.append(res["data"])
+            log(PART, f"attach {i + 1}: first paint {res['paint']}, first data {res['data']}")
+    finally:
+        keeper.send_signal(signal.SIGTERM)
+        keeper.wait(timeout=60)
+    report.add("attach to a running cluster: first painted screen", median(attach_paints), "s",
+               f"median of {len(attach_paints)}: " + ", ".join(f"{x:.2f}" for x in attach_paints))
+    report.add("attach: first data on screen", median(attach_datas), "s", f"median of {len(attach_datas)}")
 
     # -- what is imported at the first paint ----------------------------------------------------
     mods_file = Path(xdg) / "modules.json"
@@ -266,6 +312,10 @@ def run(args, report: Report) -> None:
     first = median(paints)
     report.goal(f"first screen < {GOAL_S:g} s (naist-dask-tui --backend local)",
                 (first < GOAL_S) if paints else None, f"{fmt(first)} s median of {len(paints)}")
+    attached = median(attach_paints)
+    report.goal(f"attach to a running cluster: first screen < {ATTACH_GOAL_S:g} s",
+                (attached < ATTACH_GOAL_S) if attach_paints else None,
+                f"{fmt(attached)} s median of {len(attach_paints)}")
     if loaded:
         heavy = [h for h in ("dask.array", "bokeh") if h in loaded]
         report.goal("heavy imports deferred (dask.array, bokeh not loaded at first paint)", not heavy,

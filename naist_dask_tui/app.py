@@ -12,13 +12,10 @@ this process (tests, the keeper itself), or a scheduler started elsewhere (watch
 from __future__ import annotations
 
 import asyncio
-import getpass
 import queue
 import signal
-import socket
 import threading
 import time
-from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from textual import work
@@ -26,10 +23,16 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widget import Widget
 from textual.worker import Worker, WorkerState, get_current_worker
 
-import naist_dask_tui
+from naist_dask_tui.appsetup import (
+    compute_pane,
+    css_paths,
+    login_host as _login_host,
+    start_resource_tracker,
+    styles_dir,  # noqa: F401  (part of this module's interface: the wheel test reads it here)
+    user as _user,
+)
 from naist_dask_tui.core.control import Capabilities
 from naist_dask_tui.core.snapshot import ConsoleSnapshot
 from naist_dask_tui.history import MemoryHistory
@@ -42,78 +45,6 @@ from naist_dask_tui.messages import (
     ScaleRequested,
     SnapshotFetched,
 )
-
-CSS_FILES = ("app.tcss", "panels.tcss", "dialogs.tcss")
-OPTIONAL_CSS_FILES = ("compute.tcss",)  # written by the compute pane's owner
-
-
-def styles_dir() -> Path:
-    """``naist_dask_tui/styles`` in an installed wheel, else the checkout's top-level ``styles/``."""
-    installed = Path(naist_dask_tui.__file__).parent / "styles"
-    if installed.is_dir():
-        return installed
-    return Path(naist_dask_tui.__file__).resolve().parent.parent / "styles"
-
-
-def css_paths() -> list[Path]:
-    base = styles_dir()
-    paths = [base / name for name in CSS_FILES]
-    paths += [base / name for name in OPTIONAL_CSS_FILES if (base / name).is_file()]
-    return paths
-
-
-def _login_host() -> str:
-    """The name a laptop would ``ssh`` to: the FQDN, unless /etc/hosts maps it to localhost."""
-    try:
-        fqdn = socket.getfqdn()
-        if fqdn and not fqdn.startswith("localhost"):
-            return fqdn
-        return socket.gethostname() or "login-node"
-    except OSError:
-        return "login-node"
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:
-        return "user"
-
-
-def _compute_pane(controller: Any) -> Widget | None:
-    """The compute pane when a client is up; None otherwise."""
-    if controller is None or controller.client is None:
-        return None
-    from naist_dask_tui.core.compute import ComputeSession
-    from naist_dask_tui.widgets.command_pane import ComputePane
-
-    try:
-        return ComputePane(
-            ComputeSession(
-                controller.client,
-                controller.cluster_handle(),
-                client_source=lambda: controller.client,
-            )
-        )
-    except Exception:  # a broken pane must not take the console down with it
-        return None
-
-
-def _start_resource_tracker() -> None:
-    """Start multiprocessing's resource tracker now, while ``sys.stderr`` is a real file.
-
-    A LocalCluster in this process spawns nanny processes; the first spawn starts the tracker
-    and passes it ``sys.stderr.fileno()``. Inside a running Textual app stderr is a capture
-    object whose fileno is -1, so that first spawn fails ("bad value(s) in fds_to_keep") and
-    the new worker never starts. With the tracker already running nothing asks for stderr's fd.
-    """
-    try:
-        from multiprocessing import resource_tracker
-
-        resource_tracker.ensure_running()
-    except Exception:
-        pass
-
 
 class ConsoleApp(App[int]):
     TITLE = "naist-dask-tui"
@@ -149,7 +80,7 @@ class ConsoleApp(App[int]):
             monitor = controller.make_monitor()
         self.monitor = monitor
         if getattr(controller, "cluster", None) is not None and controller.backend == "local":
-            _start_resource_tracker()
+            start_resource_tracker()
         self.refresh_interval = float(getattr(settings, "refresh_interval", 1.0) or 1.0)
         self.user = user or _user()
         self.login_host = login_host or _login_host()
@@ -181,11 +112,12 @@ class ConsoleApp(App[int]):
         return MainScreen(
             user=self.user,
             login_host=self.login_host,
-            compute=_compute_pane(self.controller),
+            compute=compute_pane(self.controller),
             history=self.history,
             capabilities=self.capabilities,
             retry_in=self.refresh_interval,
             log_files=self._log_files(),
+            name=self.controller.name if self.controller is not None else None,
         )
 
     def _log_files(self) -> list[tuple[str, str]]:
@@ -324,6 +256,10 @@ class ConsoleApp(App[int]):
 
     def apply_snapshot(self, snapshot: ConsoleSnapshot) -> None:
         """Show one snapshot (tests and the benchmark call this directly)."""
+        if snapshot.fatal:  # the cluster could not start: the console says why, after the screen
+            self.exit_reason = snapshot.error
+            self.leave("failed", 1)
+            return
         self.snapshot = snapshot
         if snapshot.connected != self.connected:
             self.connected = snapshot.connected
@@ -430,21 +366,6 @@ class ConsoleApp(App[int]):
 
         self._submit(f"retire {message.label}", call)
 
-    def action_help(self) -> None:
-        from naist_dask_tui.screens.help import HelpScreen
-        from naist_dask_tui.screens.main import MainScreen
-        from naist_dask_tui.widgets.row_table import RowTable
-
-        self.push_screen(
-            HelpScreen(
-                [
-                    ("Cluster", [b for b in MainScreen.BINDINGS if not isinstance(b, tuple)]),
-                    ("Tables (workers, spill, jobs)", list(RowTable.BINDINGS)),  # type: ignore[arg-type]
-                    ("Anywhere", list(self.BINDINGS)),  # type: ignore[arg-type]
-                ]
-            )
-        )
-
     def action_ctrl_c(self) -> None:
         """Ctrl+C cancels a running computation when the compute pane has focus, else asks
         how to quit; a second Ctrl+C at that question stops the cluster."""
@@ -473,7 +394,6 @@ class ConsoleApp(App[int]):
 
         if isinstance(screen, MainScreen):
             yield from screen.palette_commands()
-        yield SystemCommand("Keys and help (?)", "Every key binding", self.action_help)
 
 
 def make_app(settings: Any, controller: Any = None, monitor: Any = None, **options: Any) -> ConsoleApp:

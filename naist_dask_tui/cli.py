@@ -319,7 +319,8 @@ def _choose(records, interactive: bool):
 def _screen_settings(refresh_interval: str | None = None) -> Settings:
     """Settings for a screen attaching to a running cluster: only the screen's own ones count."""
     overrides = {"refresh_interval": refresh_interval} if refresh_interval else {}
-    return load_settings(overrides)
+    # dask's jobqueue config describes clusters, not screens: not read (nor dask imported)
+    return load_settings(overrides, dask_config={})
 
 
 def _attach(name: str | None, settings: Settings | None = None) -> int:
@@ -337,7 +338,9 @@ def _attach(name: str | None, settings: Settings | None = None) -> int:
         record = records[0]
     else:
         record = _choose(records, sys.stdin.isatty())
-    return run_attached(settings or _screen_settings(), record)
+    from naist_dask_tui.core.remote import RemoteController
+
+    return run_attached(settings or _screen_settings(), RemoteController(record))
 
 
 def _stop(name: str | None, all_: bool) -> int:
@@ -400,7 +403,8 @@ def _start_or_attach(args: argparse.Namespace, settings: Settings) -> int:
     ask which. ``--new`` always starts another."""
     from naist_dask_tui.console import run_attached
     from naist_dask_tui.core import registry
-    from naist_dask_tui.core.launch import start_keeper
+    from naist_dask_tui.core.launch import launch_keeper
+    from naist_dask_tui.core.remote import RemoteController
 
     new = getattr(args, "new", False)
     name = getattr(args, "name", None)
@@ -418,7 +422,7 @@ def _start_or_attach(args: argparse.Namespace, settings: Settings) -> int:
             note = (f"attached to your running cluster {record.name} ({record.backend}); "
                     "--new starts another")
         print(f"{PROG}: {note}", file=sys.stderr)
-        return run_attached(settings, record, notes=[note])
+        return run_attached(settings, RemoteController(record), notes=[note])
     interactive = sys.stdin.isatty()
     _offer_cleanup(settings, interactive=interactive)
     for note in settings.notes:
@@ -428,16 +432,16 @@ def _start_or_attach(args: argparse.Namespace, settings: Settings) -> int:
         notes = [f"note: {n}" for n in _local_notes(settings)]
     else:
         notes = []
-    backend = settings.resolved_backend()
-    said = []
+    if settings.resolved_backend() == "sge":
+        # The usual mistakes (an unknown queue or PE, a missing interface, no qsub) are found
+        # here, in one line and before anything starts; the keeper checks again.
+        from naist_dask_tui.core import preflight
 
-    def waiting(seconds: float) -> None:
-        if seconds > 2 and not said:
-            said.append(True)
-            print(f"{PROG}: starting the {backend} cluster…", file=sys.stderr, flush=True)
-
-    record = start_keeper(settings, name=name, on_wait=waiting)
-    return run_attached(settings, record, notes=notes)
+        preflight.require_ready(settings)
+    # The screen paints at once and shows the cluster starting; its start error, if any, is
+    # printed when the screen closes.
+    launch = launch_keeper(settings, name=name)
+    return run_attached(settings, RemoteController(launch=launch), notes=notes)
 
 
 def _local_notes(settings: Settings) -> tuple[str, ...]:

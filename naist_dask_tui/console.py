@@ -48,18 +48,13 @@ def _minutes(seconds: float | None) -> str:
 
 
 def run_attached(
-    settings: Any, record: Any, *, notes: Sequence[str] = (), err: TextIO | None = None
+    settings: Any, controller: Any, *, notes: Sequence[str] = (), err: TextIO | None = None
 ) -> int:
-    """The screen of the keeper's cluster ``record``; returns the exit status. ``notes`` are
-    shown once the screen is up (what was said before it would be painted over)."""
-    from naist_dask_tui.core.remote import RemoteController
-
+    """The screen of a keeper's cluster (a ``RemoteController``, connected or not: the screen
+    paints first and connects, or waits for a keeper still starting, on its first poll).
+    Returns the exit status. ``notes`` are shown once the screen is up."""
     err = err or sys.stderr
-    try:
-        controller = RemoteController(record)
-    except Exception as exc:
-        _say(f"{PROG}: could not attach to cluster {record.name} at {record.address}: {exc}", err)
-        return 1
+    name = controller.name
     # A signal before the app installs its own handlers, or after it is gone, detaches too.
     previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGHUP, signal.SIGTERM)}
     try:
@@ -73,25 +68,29 @@ def run_attached(
             signal.signal(sig, signal.SIG_IGN)
     outcome = app.outcome if app is not None and app.outcome else "detach"
     code = 0
+    if outcome == "failed":
+        _say(f"{PROG}: error: {app.exit_reason}", err)
+        return 1
     if app is not None and app.exit_reason:
         _say(f"{PROG}: {app.exit_reason}", err)
         code = app.return_code or 0
     if outcome == "exit" or controller.gone:
         controller.close()
-        _say(f"{PROG}: cluster {record.name} is gone (its keeper exited); its log: {record.log}", err)
+        log = controller.log_files()[0][1] if controller.log_files() else "-"
+        _say(f"{PROG}: cluster {name} is gone (its keeper exited); its log: {log}", err)
     elif outcome == "stop":
         jobs = controller.requested_jobs
-        what = "SGE jobs" if record.backend == "sge" else "workers"
-        _say(f"{PROG}: stopping cluster {record.name} and deleting its {what} ({jobs} requested)…", err)
+        what = "SGE jobs" if controller.backend == "sge" else "workers"
+        _say(f"{PROG}: stopping cluster {name} and deleting its {what} ({jobs} requested)…", err)
         controller.close()
         _say(f"{PROG}: {controller.stop_cluster()}; no job of it is left in the queue.", err)
     else:
         controller.detach()
         controller.close()
-        idle = record.idle_timeout
+        idle = settings.idle_timeout_seconds if controller.record is None else controller.record.idle_timeout
         _say(
-            f"{PROG}: detached; cluster {record.name} keeps running. "
-            f"Back to it: {PROG} attach {record.name}   stop it: {PROG} stop {record.name}"
+            f"{PROG}: detached; cluster {name} keeps running. "
+            f"Back to it: {PROG} attach {name}   stop it: {PROG} stop {name}"
             + (
                 f"\n{PROG}: it stops by itself after {_minutes(idle)} with no screen, "
                 "no computation and no task."

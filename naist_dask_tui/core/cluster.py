@@ -83,6 +83,7 @@ class ClusterController:
         self.backend: str = settings.resolved_backend()
         self.cluster = None
         self.client: Client | None = None
+        self.name: str | None = None  # set by a keeper that owns this controller
         self.notices = NoticeLog(maxlen=50)
         self.credentials = None  # ClusterCredentials when the cluster speaks TLS
         self.job_name: str | None = None  # SGE -N of this console's jobs

@@ -516,6 +516,9 @@ class ComputeSession:
     @property
     def is_local(self) -> bool:
         """True on a LocalCluster (or a scheduler on this host): snippets use reduced sizes."""
+        backend = getattr(self.cluster, "backend", None)  # a keeper's cluster says which it is
+        if isinstance(backend, str):
+            return backend == "local"
         try:
             from distributed import LocalCluster
 
@@ -561,6 +564,8 @@ class ComputeSession:
 
     def _use_current_client(self) -> None:
         client = self._client_source() if self._client_source is not None else None
+        if client is None and self.client is None:
+            raise RuntimeError("not connected to the cluster yet: try again in a moment")
         if client is None or client is self.client:
             return
         self.client = client
@@ -569,7 +574,10 @@ class ComputeSession:
             self._namespace["client"] = client
 
     def _run(self, code: str, persist: bool) -> RunResult:
-        self._use_current_client()
+        try:
+            self._use_current_client()
+        except RuntimeError as exc:
+            return RunResult(number=self._number, code=code, ok=False, error=str(exc), started_at=time.time())
         self._number += 1
         number = self._number
         started_at = time.time()

@@ -20,6 +20,9 @@ from typing import Any, Protocol, runtime_checkable
 
 from naist_dask_tui.core.snapshot import ConsoleSnapshot
 
+# The keeper's control handler on its scheduler (see keeper.py); versioned like the probe's.
+CONTROL_HANDLER = "ndtui_control_1"
+
 
 @dataclass(frozen=True, slots=True)
 class Capabilities:
@@ -60,6 +63,7 @@ class ClusterControl(Protocol):
     raises :class:`~naist_dask_tui.core.errors.ControllerError` with a reason in words."""
 
     backend: str  # "sge" | "local" | "attach"
+    name: str | None  # a keeper's cluster name (None: a cluster in this process)
     capabilities: Capabilities
     client: Any  # a synchronous distributed.Client for the compute pane (None: no pane)
 

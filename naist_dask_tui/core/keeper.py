@@ -39,7 +39,7 @@ from typing import Any, Callable
 
 from naist_dask_tui import __version__
 from naist_dask_tui.core import registry
-from naist_dask_tui.core.control import Capabilities
+from naist_dask_tui.core.control import CONTROL_HANDLER, Capabilities
 from naist_dask_tui.core.errors import ControllerError
 from naist_dask_tui.core.jobnames import short_hostname
 from naist_dask_tui.core.scheduler_plugin import KEEPER_EXTENSION
@@ -47,7 +47,6 @@ from naist_dask_tui.core.snapshot import ConsoleSnapshot, job_row_to_wire
 
 logger = logging.getLogger("naist_dask_tui.keeper")
 
-CONTROL_HANDLER = "ndtui_control_1"
 SCREEN_TTL = 30.0  # seconds after its last poll that a screen still counts as attached
 LOG_CHUNK = 64 * 1024
 # What a screen attached to a keeper may do.

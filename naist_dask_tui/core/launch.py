@@ -70,19 +70,67 @@ def log_tail(path: Path | str | None, lines: int = 15) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-def start_keeper(
-    settings,
-    *,
-    name: str | None = None,
-    timeout: float = START_TIMEOUT,
-    on_wait: Callable[[float], None] | None = None,
-) -> registry.ClusterRecord:
-    """Spawn a keeper for ``settings`` and wait until its cluster runs.
+class Launch:
+    """A keeper being started: ``wait()`` returns its record once its cluster runs, or raises
+    :class:`KeeperStartError` with the keeper's own reason."""
 
-    Raises :class:`KeeperStartError` with the keeper's own reason when the start fails;
-    ``KeyboardInterrupt`` while waiting stops the keeper (its jobs deleted) and re-raises.
-    ``on_wait(seconds)`` is called about twice a second while waiting.
-    """
+    def __init__(self, directory: Path, proc: subprocess.Popen, log_path: Path, backend: str):
+        self.directory = directory
+        self.name = directory.name
+        self.proc = proc
+        self.log_path = log_path
+        self.backend = backend
+        self.started = time.time()
+
+    def poll(self) -> registry.ClusterRecord | None:
+        """The record once the cluster runs; None while it starts; raises if the start failed."""
+        record = registry.read_record(self.directory)
+        if record is not None and record.state == "running":
+            return record
+        if record is not None and record.state == "failed":
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                pass
+            registry.release(self.directory)
+            raise KeeperStartError(record.error or "the keeper failed without a reason")
+        if self.proc.poll() is not None:
+            registry.release(self.directory)
+            raise KeeperStartError(
+                f"the keeper exited with status {self.proc.returncode} before the cluster ran; "
+                f"its log ({self.log_path}) ends with:\n{log_tail(self.log_path)}"
+            )
+        return None
+
+    def wait(
+        self, timeout: float = START_TIMEOUT, on_wait: Callable[[float], None] | None = None
+    ) -> registry.ClusterRecord:
+        try:
+            while True:
+                record = self.poll()
+                if record is not None:
+                    return record
+                waited = time.time() - self.started
+                if waited > timeout:
+                    self.terminate()
+                    raise KeeperStartError(
+                        f"the cluster did not start within {timeout:.0f} s; see {self.log_path}"
+                    )
+                if on_wait is not None:
+                    on_wait(waited)
+                time.sleep(0.1)
+        except KeyboardInterrupt:
+            self.terminate()
+            raise
+
+    def terminate(self) -> None:
+        """Stop the keeper (it deletes whatever it submitted) and forget the cluster."""
+        _terminate(self.proc)
+        registry.release(self.directory)
+
+
+def launch_keeper(settings, *, name: str | None = None) -> Launch:
+    """Spawn a keeper for ``settings``; returns at once (see :class:`Launch`)."""
     directory = registry.claim(name, base_name(settings))
     log_path = keeper_log_path(directory.name)
     try:
@@ -106,36 +154,23 @@ def start_keeper(
     # Reap the keeper if it exits while this process lives (a zombie would look alive to
     # ps); once this process is gone the keeper belongs to init.
     threading.Thread(target=proc.wait, name="ndtui-keeper-reaper", daemon=True).start()
-    t0 = time.time()
-    try:
-        while True:
-            record = registry.read_record(directory)
-            if record is not None and record.state == "running":
-                return record
-            if record is not None and record.state == "failed":
-                proc.wait(timeout=30)
-                registry.release(directory)
-                raise KeeperStartError(record.error or "the keeper failed without a reason")
-            if proc.poll() is not None:
-                registry.release(directory)
-                tail = log_tail(log_path)
-                raise KeeperStartError(
-                    f"the keeper exited with status {proc.returncode} before the cluster ran; "
-                    f"its log ({log_path}) ends with:\n{tail}"
-                )
-            if time.time() - t0 > timeout:
-                _terminate(proc)
-                registry.release(directory)
-                raise KeeperStartError(
-                    f"the cluster did not start within {timeout:.0f} s; see {log_path}"
-                )
-            if on_wait is not None:
-                on_wait(time.time() - t0)
-            time.sleep(0.1)
-    except KeyboardInterrupt:
-        _terminate(proc)
-        registry.release(directory)
-        raise
+    return Launch(directory, proc, log_path, settings.resolved_backend())
+
+
+def start_keeper(
+    settings,
+    *,
+    name: str | None = None,
+    timeout: float = START_TIMEOUT,
+    on_wait: Callable[[float], None] | None = None,
+) -> registry.ClusterRecord:
+    """Spawn a keeper for ``settings`` and wait until its cluster runs.
+
+    Raises :class:`KeeperStartError` with the keeper's own reason when the start fails;
+    ``KeyboardInterrupt`` while waiting stops the keeper (its jobs deleted) and re-raises.
+    ``on_wait(seconds)`` is called about ten times a second while waiting.
+    """
+    return launch_keeper(settings, name=name).wait(timeout, on_wait)
 
 
 def _terminate(proc: subprocess.Popen, timeout: float = 60.0) -> None:

@@ -1,9 +1,12 @@
 """The screen's side of a keeper: intents over the scheduler's RPC, state from the probe's reply.
 
-:class:`RemoteController` connects to a running keeper's scheduler with the cluster's client
+:class:`RemoteController` connects to a keeper's scheduler with the cluster's client
 credentials and sends intents to its control handler; :class:`RemoteMonitor` builds each
 refresh from one probe call that also brings the keeper's state when it changed. Any number of
 screens may attach to one keeper; each sees what the others did within one refresh.
+
+Nothing here connects (or imports distributed) until the first poll: the screen paints first,
+and a keeper still starting is waited for off the UI thread.
 """
 
 from __future__ import annotations
@@ -15,10 +18,8 @@ import uuid
 from typing import Any
 
 from naist_dask_tui.core import registry
-from naist_dask_tui.core.control import Capabilities
+from naist_dask_tui.core.control import CONTROL_HANDLER, Capabilities
 from naist_dask_tui.core.errors import ControllerError
-from naist_dask_tui.core.keeper import CONTROL_HANDLER
-from naist_dask_tui.core.probe import SchedulerProbe
 from naist_dask_tui.core.snapshot import ConsoleSnapshot, JobRow, job_row_from_wire
 
 logger = logging.getLogger(__name__)
@@ -29,34 +30,58 @@ NOTICE_GRACE = 5.0  # seconds before attaching whose notices a screen still show
 
 
 class RemoteController:
-    """A cluster kept by a keeper process, seen from a screen (or any client)."""
+    """A cluster kept by a keeper process, seen from a screen (or any client).
 
-    def __init__(self, record: registry.ClusterRecord, *, client=None) -> None:
+    Give it a running keeper's ``record``, or the ``launch`` of one that is starting; it
+    connects on :meth:`connect` (the monitor's first poll), not before."""
+
+    def __init__(self, record: registry.ClusterRecord | None = None, *, launch=None) -> None:
+        if record is None and launch is None:
+            raise ValueError("a record or a launch")
         self.record = record
-        self.name = record.name
-        self.backend = record.backend
+        self.launch = launch
+        self.name = record.name if record is not None else launch.name
+        self.backend = record.backend if record is not None else launch.backend
         self.token = uuid.uuid4().hex  # this screen, as the keeper counts screens
         self.attached_at = time.time()
         self._state: dict[str, Any] = {}
         self._rows: tuple[JobRow, ...] = ()
-        self._rows_version = -1
         self._job_ids: dict[str, str] = {}
         self._requested: int | None = None
         self.gone = False  # its keeper exited: nothing left to stop or detach from
-        if client is None:
-            from distributed import Client
-
-            client = Client(
-                record.address, security=record.security(), timeout=CONNECT_TIMEOUT
-            )
-        self.client = client
+        self.client = None
         self.capabilities = Capabilities.all()
-        self.apply_state(self._control("state"))  # and a keeper that does not answer fails here
+
+    def connect(self) -> None:
+        """Wait for a starting keeper (its start error is raised as KeeperStartError), connect
+        with the cluster's client credentials, and take its state. Blocks; idempotent."""
+        if self.client is not None:
+            return
+        if self.record is None or self.record.state != "running":
+            self.record = self.launch.wait()
+            self.attached_at = time.time()
+        from distributed import Client
+
+        client = Client(self.record.address, security=self.record.security(), timeout=CONNECT_TIMEOUT)
+        self.client = client
+        try:
+            self.apply_state(self._control("state"))  # a keeper that does not answer fails here
+        except BaseException:
+            self.client = None
+            client.close()
+            raise
+
+    @classmethod
+    def attached(cls, record: registry.ClusterRecord) -> RemoteController:
+        """Connected now (scripts and tests; the screen connects on its first poll)."""
+        controller = cls(record)
+        controller.connect()
+        return controller
 
     # ------------------------------------------------------------------ state
     @property
     def scheduler_address(self) -> str:
-        return self.record.address or ""
+        return (self.record.address if self.record is not None else None) or ""
 
     @property
     def state(self) -> dict[str, Any]:
@@ -105,6 +130,8 @@ class RemoteController:
     # ------------------------------------------------------------------ intents
     def _control(self, action: str, **args: Any) -> Any:
         client = self.client
+        if client is None:
+            raise ControllerError(f"not connected to cluster {self.name} yet")
 
         async def call():
             return await getattr(client.scheduler, CONTROL_HANDLER)(
@@ -153,17 +180,29 @@ class RemoteController:
 
     def stop_cluster(self, timeout: float = 60.0) -> str:
         """Stop the cluster: every job deleted, the keeper exits. Returns what happened."""
-        try:  # first in words, for the keeper's log; SIGTERM (in registry.stop) does the rest
-            self._control("stop", reason=f"stopped from a screen (pid {os.getpid()})")
-        except ControllerError:
-            pass
+        if self.client is None:
+            if self.launch is not None and (self.record is None or self.record.state != "running"):
+                self.launch.terminate()  # still starting: it deletes what it submitted
+                return f"cluster {self.name} stopped while starting"
+        else:
+            try:  # first in words, for the keeper's log; SIGTERM (in registry.stop) does the rest
+                self._control("stop", reason=f"stopped from a screen (pid {os.getpid()})")
+            except ControllerError:
+                pass
         return registry.stop(self.record, timeout=timeout)
 
     def keeper_alive(self) -> bool:
-        return self.record.alive()
+        if self.record is None:
+            return self.launch is not None and self.launch.proc.poll() is None
+        if self.record.pid:
+            return self.record.alive()
+        fresh = registry.read_record(self.record.directory)
+        return fresh is not None and fresh.alive()
 
     def close(self) -> None:
         """Close this screen's connection (the cluster keeps running)."""
+        if self.client is None:
+            return
         try:
             self.client.close(timeout=5)
         except Exception:
@@ -171,6 +210,8 @@ class RemoteController:
 
     # ------------------------------------------------------------------ the rest of the seam
     def log_files(self) -> list[tuple[str, str]]:
+        if self.launch is not None:
+            return [(f"keeper log of {self.name}", str(self.launch.log_path))]
         return [(f"keeper log of {self.name}", self.record.log)] if self.record.log else []
 
     def make_monitor(self) -> RemoteMonitor:
@@ -189,6 +230,10 @@ class ClusterHandle:
     @property
     def name(self) -> str:
         return self._controller.name
+
+    @property
+    def backend(self) -> str:
+        return self._controller.backend
 
     @property
     def scheduler_address(self) -> str:
@@ -219,12 +264,30 @@ class RemoteMonitor:
 
     def __init__(self, controller: RemoteController) -> None:
         self.controller = controller
-        self.probe = SchedulerProbe(
-            controller.client, job_of=controller.job_of, keeper=True, token=controller.token
+        self.probe = None
+
+    def _starting(self, error: str | None, fatal: bool = False) -> ConsoleSnapshot:
+        c = self.controller
+        return ConsoleSnapshot(
+            time=time.time(), backend=c.backend, scheduler_address=c.scheduler_address,
+            connected=False, cluster=None, error=error, name=c.name, fatal=fatal,
         )
 
     def poll(self) -> ConsoleSnapshot:
         c = self.controller
+        if c.client is None:
+            from naist_dask_tui.core.launch import KeeperStartError
+
+            try:
+                c.connect()
+            except KeeperStartError as exc:
+                return self._starting(f"could not start the cluster: {exc}", fatal=True)
+            except Exception as exc:
+                return self._starting(f"cannot connect to cluster {c.name}: {type(exc).__name__}: {exc}")
+        if self.probe is None or self.probe.client is not c.client:
+            from naist_dask_tui.core.probe import SchedulerProbe
+
+            self.probe = SchedulerProbe(c.client, job_of=c.job_of, keeper=True, token=c.token)
         now = time.time()
         error = None
         try:
@@ -272,10 +335,10 @@ def connect(name: str | None = None, **client_kwargs: Any):
     With no name: your only running cluster on this host (an error naming them when there are
     several). Uses the cluster's client credentials (TLS); a cluster stays up while a client
     runs tasks on it."""
-    from distributed import Client
-
     record = pick(name)
     client_kwargs.setdefault("timeout", CONNECT_TIMEOUT)
+    from distributed import Client
+
     return Client(record.address, security=record.security(), **client_kwargs)
 
 

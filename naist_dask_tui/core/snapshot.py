@@ -201,6 +201,7 @@ class ConsoleSnapshot:
     screens: int = 0
     idle_timeout: float | None = None
     idle_since: float | None = None  # nothing kept it busy since then (None: busy)
+    fatal: bool = False  # the cluster could not start: ``error`` says why; the screen ends
 
     @property
     def jobs_running(self) -> int:

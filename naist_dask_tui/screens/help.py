@@ -12,7 +12,18 @@ from textual.widgets import Static
 INTRO = """\
 [b]naist-dask-tui[/b]: your Dask cluster on SGE, from this terminal.
 Jobs are SGE jobs; each runs dask workers. Scaling down retires workers (their data moves)
-before the job is deleted. Quitting (q, Ctrl+C, or a dropped SSH session) deletes every job.
+before the job is deleted.
+
+The cluster lives in a background [b]keeper[/b], not in this screen: [b]d[/b] (or a dropped SSH
+connection) detaches and leaves it running; [b]q[/b] asks whether to stop it (every job deleted)
+or detach. [b]naist-dask-tui attach[/b] comes back to it, [b]naist-dask-tui ls[/b] lists your
+clusters, [b]naist-dask-tui stop[/b] stops one. Detached and unused (no screen, no computation,
+no task) for its idle timeout (20 min by default), it stops by itself and deletes its jobs.
+
+[b $accent]Use it from your own script or notebook[/] (you, on this login node)
+  shell:   eval "$(naist-dask-tui env)"   then plain   client = distributed.Client()
+  Python:  from naist_dask_tui import connect;   client = connect()
+  Both use TLS with credentials only you can read; other users cannot connect.
 """
 
 

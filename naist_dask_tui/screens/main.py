@@ -66,7 +66,7 @@ class MainScreen(Screen[None]):
         Binding("slash", "filter", "Filter", key_display="/", id="main.filter"),
         Binding("l", "job_log", "Job log", id="main.job_log"),
         Binding("L", "console_log", "Keeper log", show=False, id="main.console_log"),
-        Binding("question_mark", "app.help", "Help", key_display="?", id="main.help"),
+        Binding("question_mark", "help", "Help", key_display="?", id="main.help"),
         Binding("1", "show_panel('workers')", "Workers panel", show=False, id="main.panel_workers"),
         Binding("2", "show_panel('memory')", "Memory panel", show=False, id="main.panel_memory"),
         Binding("3", "show_panel('spill')", "Spill panel", show=False, id="main.panel_spill"),
@@ -89,9 +89,11 @@ class MainScreen(Screen[None]):
         capabilities: Capabilities | None = None,
         retry_in: float | None = None,
         log_files: list[tuple[str, str]] | None = None,
+        name: str | None = None,
     ) -> None:
         super().__init__(id="main")
         self.log_files = list(log_files or [])
+        self.cluster_name = name
         self._user = user
         self._login_host = login_host
         self._compute = compute
@@ -104,7 +106,7 @@ class MainScreen(Screen[None]):
         self.ready = False  # set once mounted: snapshots that arrive earlier are shown then
 
     def compose(self) -> ComposeResult:
-        yield StatusBar(user=self._user, login_host=self._login_host, id="status")
+        yield StatusBar(user=self._user, login_host=self._login_host, name=self.cluster_name, id="status")
         yield Tabs(
             Tab("1 Workers", id="workers"),
             Tab("2 Memory", id="memory"),
@@ -391,6 +393,20 @@ class MainScreen(Screen[None]):
             lambda yes: self.post_message(LeaveRequested("detach")) if yes else None,
         )
 
+    def action_help(self) -> None:
+        from naist_dask_tui.screens.help import HelpScreen
+        from naist_dask_tui.widgets.row_table import RowTable
+
+        self.app.push_screen(
+            HelpScreen(
+                [
+                    ("Cluster", [b for b in self.BINDINGS if isinstance(b, Binding) and self.check_action(b.action, ())]),
+                    ("Tables (workers, spill, jobs)", list(RowTable.BINDINGS)),  # type: ignore[arg-type]
+                    ("Anywhere", list(self.app.BINDINGS)),  # type: ignore[arg-type]
+                ]
+            )
+        )
+
     # ---- command palette ----------------------------------------------------------------------
 
     def palette_commands(self) -> Iterable[SystemCommand]:
@@ -409,6 +425,7 @@ class MainScreen(Screen[None]):
             ("console_log", "Show the keeper's log (L)", "What the cluster's keeper did and why",
              self.action_console_log),
             ("request_quit", "Quit (q)", "Stop the cluster, or detach from it", self.action_request_quit),
+            ("help", "Keys and help (?)", "Every key binding", self.action_help),
         ]
         for action, title, help_text, callback in commands:
             if self.check_action(action, ()):

@@ -27,8 +27,11 @@ def status_markup(
     retry_in: float | None = None,
     totals: ClusterTotals | None = None,
     width: int = 200,
+    name: str | None = None,
 ) -> str:
     if snapshot is None:
+        if name:
+            return f"[b]{escape(name)}[/b]  connecting (a new cluster is starting: a few seconds)…"
         return "[b]starting[/b]  waiting for the first poll…"
     s = snapshot
     where = f"[b]{escape(s.backend.upper())}[/b] {escape(s.scheduler_address or '-')}"
@@ -75,8 +78,10 @@ class StatusBar(Static):
         if self.snapshot is not None:
             self.show(None, self.requested)
 
-    def __init__(self, *, user: str = "user", login_host: str = "login", id: str | None = None) -> None:
-        super().__init__(status_markup(None, requested=None, user=user, login_host=login_host), id=id)
+    def __init__(
+        self, *, user: str = "user", login_host: str = "login", name: str | None = None, id: str | None = None
+    ) -> None:
+        super().__init__(status_markup(None, requested=None, user=user, login_host=login_host, name=name), id=id)
         self.user = user
         self.login_host = login_host
         self.snapshot: ConsoleSnapshot | None = None

@@ -52,7 +52,7 @@ def sge_keeper(sge_settings):
 
 def test_a_script_uses_the_cluster_through_env_and_connect(sge_keeper, tmp_path):
     record = sge_keeper()
-    c = RemoteController(record)
+    c = RemoteController.attached(record)
     try:
         running_workers(c, 1)
     finally:
@@ -124,7 +124,7 @@ def test_nobody_without_the_credentials_gets_in(sge_keeper):
 
 def test_an_abandoned_cluster_stops_within_its_idle_timeout_and_a_computation_holds_it(sge_keeper):
     record = sge_keeper(idle_timeout="30s")
-    c = RemoteController(record)
+    c = RemoteController.attached(record)
     running_workers(c, 1)
     c.detach()
     c.close()

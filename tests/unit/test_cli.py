@@ -97,19 +97,19 @@ def test_console_and_headless_dispatch(clean_env, monkeypatch, capsys):
             return code
         return run
 
-    record = types.SimpleNamespace(name="naist", backend="sge", address="tls://x:1")
+    launch = types.SimpleNamespace(name="local", backend="local")
     monkeypatch.setitem(sys.modules, "naist_dask_tui.console", types.SimpleNamespace(
         run_console=fake(3, "console"), run_attached=fake(0, "attached")))
     monkeypatch.setitem(sys.modules, "naist_dask_tui.core.headless",
                         types.SimpleNamespace(run_headless=fake(7, "headless")))
     monkeypatch.setitem(sys.modules, "naist_dask_tui.core.launch", types.SimpleNamespace(
-        start_keeper=lambda settings, **kw: (seen.append(("keeper", settings, ())), record)[1]))
+        launch_keeper=lambda settings, **kw: (seen.append(("keeper", settings, ())), launch)[1]))
     monkeypatch.setattr(cli, "_offer_cleanup", lambda *a, **k: None)
     assert cli.main(["--jobs", "3", "--backend", "local"]) == 0
     assert cli.main(["--headless", "--profile", "local"]) == 7
     assert cli.main(["--attach", "tcp://127.0.0.1:8786"]) == 3
     assert [w for w, _, _ in seen] == ["keeper", "attached", "headless", "console"]
-    assert seen[0][1].jobs == 3 and seen[1][2] == (record,)
+    assert seen[0][1].jobs == 3 and seen[1][2][0].launch is launch
     assert seen[2][1].profile == "local"
 
     # --cleanup itself is tested for real in tests/sge/test_signals.py (a SIGKILLed console).

@@ -93,7 +93,7 @@ def test_a_stale_record_is_never_listed_and_is_removed(tmp_path):
 
 
 def test_two_clients_see_each_others_intents_within_two_refreshes(keeper):
-    a, b = (RemoteController(registry.find(keeper.name)) for _ in range(2))
+    a, b = (RemoteController.attached(registry.find(keeper.name)) for _ in range(2))
     try:
         ma, mb = a.make_monitor(), b.make_monitor()
         wait_until(lambda: (ma.poll().screens, mb.poll().screens) == (2, 2), what="2 screens")
@@ -115,7 +115,7 @@ def test_two_clients_see_each_others_intents_within_two_refreshes(keeper):
 
 
 def test_control_errors_come_back_in_words(keeper):
-    c = RemoteController(registry.find(keeper.name))
+    c = RemoteController.attached(registry.find(keeper.name))
     try:
         with pytest.raises(ControllerError, match="no job 'nope'"):
             c.retire_job("nope")
@@ -133,7 +133,7 @@ def test_control_errors_come_back_in_words(keeper):
 def test_a_jobs_log_is_read_through_the_keeper(keeper, tmp_path):
     log = tmp_path / "job.log"
     log.write_text("line one\nline two\n")
-    c = RemoteController(registry.find(keeper.name))
+    c = RemoteController.attached(registry.find(keeper.name))
     try:
         m = c.make_monitor()
         wait_until(lambda: m.poll().jobs, what="the job row")
@@ -188,7 +188,7 @@ def test_an_abandoned_cluster_stops_after_its_idle_timeout(tmp_path):
     k = Keeper(settings_for(tmp_path, idle_timeout="2s"), registry.claim(None, "local"))
     k.start()
     try:
-        c = RemoteController(registry.find(k.name))
+        c = RemoteController.attached(registry.find(k.name))
         m = c.make_monitor()
         # a screen polling keeps it, and so does a task that runs
         for _ in range(12):
@@ -227,7 +227,7 @@ def test_the_keeper_daemon_outlives_its_parent_and_stops_on_a_signal(tmp_path, s
     try:
         assert record.alive() and record.pid != os.getpid()
         assert os.getsid(record.pid) == record.pid  # its own session: an SSH drop misses it
-        c = RemoteController(record)
+        c = RemoteController.attached(record)
         wait_until(lambda: (s := c.make_monitor().poll()).cluster and s.cluster.n_workers == 1,
                    what="the worker")
         c.close()
