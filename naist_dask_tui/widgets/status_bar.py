@@ -82,6 +82,7 @@ class StatusBar(Static):
         self, *, user: str = "user", login_host: str = "login", name: str | None = None, id: str | None = None
     ) -> None:
         super().__init__(status_markup(None, requested=None, user=user, login_host=login_host, name=name), id=id)
+        self.name_ = name
         self.user = user
         self.login_host = login_host
         self.snapshot: ConsoleSnapshot | None = None
@@ -108,6 +109,7 @@ class StatusBar(Static):
             retry_in=self.retry_in,
             totals=self.totals,
             width=self.size.width or 200,
+            name=self.name_,
         )
         if markup != self._markup:  # an unchanged bar costs nothing
             self._markup = markup
