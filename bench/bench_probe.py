@@ -9,7 +9,11 @@ Layout (all on this machine, loopback only):
   monitor) so 1,000 of them keep heartbeating on 2 cores; the scheduler sets their heartbeat
   interval as usual (6 s at 1,000 workers);
 * this process is the console side: a synchronous ``Client`` and the console's own
-  ``SchedulerProbe`` (the ``ndtui_probe_3`` scheduler plugin).
+  ``SchedulerProbe`` (the ``ndtui_probe_3`` scheduler plugin);
+* the scheduler also carries a keeper's state board (``keeper.StateBoard``, as a keeper
+  installs it, holding 1,000 job rows): "probe + keeper state" is the probe a keeper's screen
+  makes (``keeper=<version>``: it also learns the cluster's control state, in steady state
+  "nothing new"), side by side with the plain probe.
 
 Scheduler CPU per call = (scheduler CPU during K calls - idle rate x the same wall time) / K,
 the idle rate taken from idle windows right before and after; every method is measured in each
@@ -43,9 +47,12 @@ WORKERS_PER_HOST = 250
 N_CURSORS = 50  # probes taking turns to emulate a 1 s poll interval per cursor
 GOAL_RATIO = 8.0
 GOAL_MS = 2.0
+GOAL_KEEPER_PCT = 5.0  # what a keeper's state may add to the probe's scheduler CPU
+KEEPER_JOBS = 1000
 
 METHODS = (
     ("probe", "probe, changed rows (1 s steady state)"),
+    ("probe_keeper", "probe + keeper state (a keeper's screen, 1 s)"),
     ("probe_full", "probe full=True"),
     ("scheduler_info", "scheduler_info(n_workers=-1)"),
     ("identity_json", "HTTP /json/identity.json"),
@@ -62,6 +69,18 @@ def _role_scheduler() -> None:
 
         s = Scheduler(host="127.0.0.1", port=0, dashboard=False, dashboard_address="127.0.0.1:0")
         await s
+        from naist_dask_tui.core.keeper import StateBoard
+        from naist_dask_tui.core.scheduler_plugin import KEEPER_EXTENSION
+        from naist_dask_tui.core.snapshot import JobRow, JobState, job_row_to_wire
+
+        board = StateBoard()
+        board.publish({
+            "name": "bench", "backend": "sge", "requested": KEEPER_JOBS, "notices": [],
+            "jobs": [job_row_to_wire(JobRow(name=f"job-{i}", job_id=str(1000 + i), state=JobState.RUNNING,
+                                            queue="grid_short.q", host="node", slots=24, since=1.0))
+                     for i in range(KEEPER_JOBS)],
+        })
+        s.extensions[KEEPER_EXTENSION] = board
         http_port = s.http_server.port if getattr(s, "http_server", None) else None
         print(json.dumps({"address": s.address, "http_port": http_port, "pid": os.getpid()}), flush=True)
         loop = asyncio.get_running_loop()
@@ -258,7 +277,8 @@ def run(args, report: Report) -> None:
         client = Client(address, timeout="30s")
         probes = [SchedulerProbe(client) for _ in range(N_CURSORS)]
         probes[0].install()
-        for p in probes[1:]:
+        keeper_probes = [SchedulerProbe(client, keeper=True) for _ in range(N_CURSORS)]
+        for p in probes[1:] + keeper_probes:
             p.mode = probes[0].mode
         if probes[0].mode != "plugin":
             report.note("the probe plugin could not be installed: the probe fell back to identity()")
@@ -274,8 +294,8 @@ def run(args, report: Report) -> None:
             return proc_cpu_seconds(spid)
 
         # one call of each method; returns (latency s, info)
-        def call_probe_rotating(i: int) -> int:
-            snap = probes[i % N_CURSORS].snapshot()
+        def call_probe_rotating(i: int, keeper: bool = False) -> int:
+            snap = (keeper_probes if keeper else probes)[i % N_CURSORS].snapshot()
             return len(snap.changed) if snap.changed is not None else len(snap.workers)
 
         def call(method: str):
@@ -319,6 +339,12 @@ def run(args, report: Report) -> None:
                 for _ in range(reps):
                     fn(token="bench-inside")
                 out["no_change"] = (_t.thread_time() - t) / reps
+                # the same with a keeper's state asked for (a keeper's screen), nothing new
+                version = fn(token="bench-inside-k", keeper=-1)["keeper"]["version"]
+                t = _t.thread_time()
+                for _ in range(reps):
+                    fn(token="bench-inside-k", keeper=version)
+                out["no_change_keeper"] = (_t.thread_time() - t) / reps
                 return out
 
             return {k: 1000 * v for k, v in client.run_on_scheduler(inside).items()}
@@ -333,7 +359,7 @@ def run(args, report: Report) -> None:
             lat: list[float] = []
             rows: list[int] = []
             c0, t0 = sched_cpu(), time.perf_counter()
-            if method == "probe":
+            if method in ("probe", "probe_keeper"):
                 # One uncounted turn first, so every cursor's previous poll is 1 s old.
                 spacing = 1.0 / N_CURSORS
                 k = max(N_CURSORS, int(round(2 * seconds / spacing)))
@@ -346,7 +372,7 @@ def run(args, report: Report) -> None:
                     if i == N_CURSORS:
                         c0, t0 = sched_cpu(), time.perf_counter()
                     a = time.perf_counter()
-                    n_rows = call_probe_rotating(i)
+                    n_rows = call_probe_rotating(i, keeper=method == "probe_keeper")
                     if i >= N_CURSORS:
                         rows.append(n_rows)
                         lat.append(time.perf_counter() - a)
@@ -375,8 +401,9 @@ def run(args, report: Report) -> None:
             # Warm up: every cursor gets its first (full) answer; time each method once.
             for i in range(N_CURSORS):
                 call_probe_rotating(i)
+                call_probe_rotating(i, keeper=True)
             k_of: dict[str, int] = {}
-            for method, _ in METHODS[1:]:
+            for method, _ in METHODS[2:]:
                 a = time.perf_counter()
                 call(method)
                 one = time.perf_counter() - a
@@ -428,7 +455,7 @@ def run(args, report: Report) -> None:
             for method, label in METHODS:
                 cpu = res["cpu_ms"][method]
                 ratio = base / cpu if cpu > 0 else float("inf")
-                full = " when full" if method == "probe" else ""
+                full = " when full" if method in ("probe", "probe_keeper") else ""
                 note = f"latency {fmt(res['lat_ms'][method])} ms, reply {fmt(res['kb'][method])} KB{full}"
                 if method != "scheduler_info":
                     note += f", scheduler_info/this = {fmt(ratio)}x"
@@ -440,6 +467,8 @@ def run(args, report: Report) -> None:
                        "thread CPU inside the scheduler: no comm, no serialisation")
             report.add(f"{n:>5} workers: probe handler alone, nothing changed", h["no_change"], "ms/call",
                        "the per-worker signature scan every poll pays")
+            report.add(f"{n:>5} workers: the same + keeper state, nothing new", h["no_change_keeper"], "ms/call",
+                       f"+{fmt(1000 * (h['no_change_keeper'] - h['no_change']))} us for the keeper's state")
         if results:
             top = max(results)
             res = results[top]
@@ -455,6 +484,15 @@ def run(args, report: Report) -> None:
                 f"probe < {GOAL_MS:g} ms scheduler CPU per poll",
                 probe < GOAL_MS if top >= 1000 else None,
                 f"{fmt(probe)} ms {where}",
+            )
+            extra_ms = res["handler"]["no_change_keeper"] - res["handler"]["no_change"]
+            pct = 100 * extra_ms / probe if probe > 0 else float("inf")
+            e2e = res["cpu_ms"]["probe_keeper"]
+            report.goal(
+                f"a keeper's state adds < {GOAL_KEEPER_PCT:g}% to the probe's scheduler CPU per refresh",
+                pct < GOAL_KEEPER_PCT if top >= 1000 else None,
+                f"{fmt(pct)}% (+{fmt(1000 * extra_ms)} us in the handler, thread CPU, on {fmt(probe)} ms "
+                f"per probe) {where}; end to end, noisier: probe {fmt(probe)} vs probe + keeper {fmt(e2e)} ms",
             )
             if args.json:
                 report.note("per-round CPU ms at %d workers: %s" % (top, json.dumps(

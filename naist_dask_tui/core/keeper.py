@@ -53,6 +53,57 @@ LOG_CHUNK = 64 * 1024
 KEEPER_CAPABILITIES = Capabilities.all()
 
 
+class StateBoard:
+    """What the keeper publishes for its screens, and who is looking.
+
+    ``publish(body)`` bumps the version when the body changed; ``state_for(token, version)``
+    runs on the scheduler's event loop inside every screen's probe call, so it is a lookup:
+    ``{"version": v}`` when the caller is up to date, the whole state otherwise. Each call also
+    counts its caller as an attached screen for ``SCREEN_TTL`` seconds (until it detaches).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._screens: dict[str, float] = {}
+        self._detached: set[str] = set()
+        self._body: dict[str, Any] = {}
+        self._state: tuple[int, dict[str, Any]] = (0, {"version": 0})
+
+    def publish(self, body: dict[str, Any]) -> int:
+        with self._lock:
+            version = self._state[0]
+            if body != self._body:
+                version += 1
+                self._body = body
+                self._state = (version, {**body, "version": version})
+            return version
+
+    @property
+    def state(self) -> dict[str, Any]:
+        return self._state[1]
+
+    def state_for(self, token: str | None, version: int) -> dict[str, Any]:
+        if token is not None:
+            now = time.time()
+            with self._lock:
+                if token not in self._detached:
+                    self._screens[token] = now
+        current, state = self._state
+        return {"version": current} if version == current else state
+
+    def detach(self, token: str) -> None:
+        with self._lock:
+            self._screens.pop(token, None)
+            self._detached.add(token)
+
+    def screen_count(self, now: float | None = None) -> int:
+        now = time.time() if now is None else now
+        with self._lock:
+            for token in [t for t, seen in self._screens.items() if now - seen > SCREEN_TTL]:
+                del self._screens[token]
+            return len(self._screens)
+
+
 class Keeper:
     """Owns one cluster; see the module docstring. ``start()``, then ``wait()`` until
     ``request_stop()`` (a signal, the idle rule, a screen's stop), then ``close()``."""
@@ -73,12 +124,7 @@ class Keeper:
         self._stop = threading.Event()
         self._closed = False
         self._idle_since: float | None = None
-        self._screens: dict[str, float] = {}
-        self._detached: set[str] = set()
-        self._screens_lock = threading.Lock()
-        self._state_lock = threading.Lock()
-        self._state_body: dict[str, Any] = {}
-        self._state: tuple[int, dict[str, Any]] = (0, {"version": 0})
+        self.board = StateBoard()
         self._executor = ThreadPoolExecutor(2, thread_name_prefix="ndtui-control")
         self._thread: threading.Thread | None = None
         self._scheduler = None
@@ -200,11 +246,7 @@ class Keeper:
             self._stop.wait(max(0.05, interval - (time.monotonic() - t0)))
 
     def screen_count(self, now: float | None = None) -> int:
-        now = time.time() if now is None else now
-        with self._screens_lock:
-            for token in [t for t, seen in self._screens.items() if now - seen > SCREEN_TTL]:
-                del self._screens[token]
-            return len(self._screens)
+        return self.board.screen_count(now)
 
     def runs_active(self) -> int:
         """Compute-pane runs the keeper owns (they move here with the runs-survive work)."""
@@ -260,26 +302,12 @@ class Keeper:
             "processes": c.processes,
             "stopping": self.stop_reason if self._stop.is_set() else None,
         }
-        with self._state_lock:
-            version = self._state[0]
-            if body != self._state_body:
-                version += 1
-                self._state_body = body
-                self._state = (version, {**body, "version": version})
-
-    def state_for(self, token: str | None, version: int) -> dict[str, Any]:
-        """Called by the probe handler on the scheduler's event loop: must stay cheap."""
-        if token is not None:
-            with self._screens_lock:
-                if token not in self._detached:
-                    self._screens[token] = time.time()
-        current, state = self._state
-        return {"version": current} if version == current else state
+        self.board.publish(body)
 
     # ------------------------------------------------------------------ control handler
     def _install(self, scheduler) -> None:
         self._scheduler = scheduler
-        scheduler.extensions[KEEPER_EXTENSION] = self
+        scheduler.extensions[KEEPER_EXTENSION] = self.board
 
         async def ndtui_control_1(action: str = "", args: dict | None = None, token: str | None = None):
             fn = self._actions.get(action)
@@ -305,7 +333,7 @@ class Keeper:
         self._publish()
 
     def _act_state(self) -> dict[str, Any]:
-        return self._state[1]
+        return self.board.state
 
     def _act_scale(self, jobs: int) -> None:
         logger.info("scale to %s job(s) (asked by a client)", jobs)
@@ -355,9 +383,7 @@ class Keeper:
 
     def _act_detach(self, token: str | None = None) -> None:
         if token:
-            with self._screens_lock:
-                self._screens.pop(token, None)
-                self._detached.add(token)
+            self.board.detach(token)
         self._after_change()
 
     def _act_stop(self, reason: str = "stopped from a screen") -> None:
