@@ -364,6 +364,9 @@ def _stop(name: str | None, all_: bool) -> int:
     if not targets:
         print("no cluster of yours is running on this host")
     for record in targets:
+        computing = (record.status or {}).get("computing")
+        if computing:
+            print(f"{record.name}: cancelling its running computation (run {computing}) first", flush=True)
         print(f"stopping {record.name} ({record.backend}, keeper pid {record.pid}): deleting its jobs…",
               flush=True)
         print(registry.stop(record))

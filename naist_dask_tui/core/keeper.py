@@ -126,6 +126,8 @@ class Keeper:
         self._idle_since: float | None = None
         self.board = StateBoard()
         self._executor = ThreadPoolExecutor(2, thread_name_prefix="ndtui-control")
+        self.runner = None  # the compute pane's runs (runner.py), started once the cluster runs
+        self._compute: dict[str, Any] = {}
         self._thread: threading.Thread | None = None
         self._scheduler = None
         self._actions: dict[str, Callable[..., Any]] = {
@@ -137,6 +139,9 @@ class Keeper:
             "log": self._act_log,
             "detach": self._act_detach,
             "stop": self._act_stop,
+            "compute_run": self._act_compute_run,
+            "compute_cancel": self._act_compute_cancel,
+            "compute_status": self._act_compute_status,
         }
 
     # ------------------------------------------------------------------ life cycle
@@ -173,10 +178,28 @@ class Keeper:
             logger.error("start failed: %s", exc)
             self._close_controller()
             raise
+        self._make_runner()
         self._write(state="running", address=c.scheduler_address, job_name=c.job_name)
         logger.info("cluster %s running at %s", self.name, c.scheduler_address)
         self._thread = threading.Thread(target=self._loop, name="ndtui-keeper", daemon=True)
         self._thread.start()
+
+    def _make_runner(self) -> None:
+        from naist_dask_tui.core.runner import Runner
+
+        c = self.controller
+        client_dir = str(self.directory) if c.credentials is not None else None
+        self.runner = Runner(c.scheduler_address, client_dir, self.name, c.backend,
+                             notify=c.notices.append)
+        # Started now, in the background: the first run from a screen does not wait for it,
+        # and the cluster is "running" for its screens meanwhile.
+        threading.Thread(target=self._start_runner, name="ndtui-runner-start", daemon=True).start()
+
+    def _start_runner(self) -> None:
+        try:
+            self.runner.start()
+        except Exception as exc:
+            logger.warning("compute runner did not start (it is tried again on the first run): %s", exc)
 
     def request_stop(self, reason: str) -> None:
         if not self._stop.is_set():
@@ -203,6 +226,11 @@ class Keeper:
         self._publish()
         if self._thread is not None:
             self._thread.join(timeout=10)
+        if self.runner is not None:
+            run = self.runner.running
+            if self.runner.stop():
+                logger.info("cancelled the running computation (run %s) before stopping",
+                            run.get("number") if run else "?")
         self._close_controller()
         self._executor.shutdown(wait=False, cancel_futures=True)
         registry.release(self.directory)
@@ -235,6 +263,7 @@ class Keeper:
             try:
                 snap = self.monitor.poll()  # probe + qstat + the jobs' reconciliation
                 self.last_snapshot = snap
+                self._poll_runner()
                 self._check_idle(snap)
                 self._publish()
                 status = self._status(snap)
@@ -248,9 +277,27 @@ class Keeper:
     def screen_count(self, now: float | None = None) -> int:
         return self.board.screen_count(now)
 
+    def _poll_runner(self) -> None:
+        runner = self.runner
+        if runner is None or not runner.alive():
+            self._compute = {}
+            return
+        try:
+            status = runner.status(since=1 << 30)  # the run going and the counts, no results
+        except Exception as exc:
+            logger.warning("compute runner status failed: %s", exc)
+            self._compute = {}
+            return
+        running = status.get("running")
+        self._compute = {
+            "running": running["number"] if running else None,
+            "last": status.get("last", 0),
+            "count": status.get("count", 0),
+        }
+
     def runs_active(self) -> int:
-        """Compute-pane runs the keeper owns (they move here with the runs-survive work)."""
-        return 0
+        """Compute-pane runs going in the runner (they hold the cluster past its idle timeout)."""
+        return 1 if self._compute.get("running") else 0
 
     def _check_idle(self, snap: ConsoleSnapshot) -> None:
         now = time.time()
@@ -278,6 +325,7 @@ class Keeper:
             "screens": self.screen_count(),
             "idle_since": self._idle_since,
             "adaptive": list(snap.adaptive) if snap.adaptive else None,
+            "computing": self._compute.get("running"),
         }
 
     # ------------------------------------------------------------------ state for screens
@@ -301,6 +349,7 @@ class Keeper:
             "capabilities": KEEPER_CAPABILITIES.to_wire(),
             "processes": c.processes,
             "stopping": self.stop_reason if self._stop.is_set() else None,
+            "compute": dict(self._compute),
         }
         self.board.publish(body)
 
@@ -385,6 +434,38 @@ class Keeper:
         if token:
             self.board.detach(token)
         self._after_change()
+
+    def _runner_or_error(self):
+        if self.runner is None:
+            raise ControllerError("this cluster has no compute runner")
+        return self.runner
+
+    def _act_compute_run(self, code: str, persist: bool = False) -> int:
+        from naist_dask_tui.core.runner import RunnerError
+
+        try:
+            number = self._runner_or_error().run(str(code), bool(persist))
+        except RunnerError as exc:
+            raise ControllerError(str(exc)) from None
+        self._poll_runner()
+        self._after_change()
+        return number
+
+    def _act_compute_cancel(self) -> bool:
+        from naist_dask_tui.core.runner import RunnerError
+
+        try:
+            return self._runner_or_error().cancel()
+        except RunnerError as exc:
+            raise ControllerError(str(exc)) from None
+
+    def _act_compute_status(self, since: int = 0) -> dict[str, Any]:
+        from naist_dask_tui.core.runner import RunnerError
+
+        try:
+            return self._runner_or_error().status(int(since))
+        except RunnerError as exc:
+            raise ControllerError(str(exc)) from None
 
     def _act_stop(self, reason: str = "stopped from a screen") -> None:
         self.request_stop(str(reason))
