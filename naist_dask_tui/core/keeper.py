@@ -293,6 +293,7 @@ class Keeper:
             "running": running["number"] if running else None,
             "last": status.get("last", 0),
             "count": status.get("count", 0),
+            "pid": runner.pid,
         }
 
     def runs_active(self) -> int:
