@@ -32,7 +32,7 @@ import psutil
 
 from naist_dask_tui.core.credentials import ClientFiles
 from naist_dask_tui.core.jobnames import short_hostname
-from naist_dask_tui.core.paths import clusters_dir, private_dir, write_private
+from naist_dask_tui.core.paths import clusters_dir, private_dir, state_dir, write_private
 
 RECORD = "keeper.json"
 STATUS = "status.json"
@@ -187,6 +187,8 @@ def clusters(*, clean: bool = True) -> list[ClusterRecord]:
             found.append(record)
         elif clean:
             _remove(directory)
+            # the workers' credentials of a keeper that could not delete them (SIGKILL)
+            _remove(state_dir() / "tls" / str(record.pid))
     return sorted(found, key=lambda r: r.started)
 
 

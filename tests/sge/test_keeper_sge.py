@@ -173,7 +173,12 @@ def test_a_keeper_killed_with_sigkill_leaves_jobs_that_the_next_start_finds(sge_
     os.kill(record.pid, signal.SIGKILL)
     wait_for(lambda: not psutil.pid_exists(record.pid)
              or psutil.Process(record.pid).status() == psutil.STATUS_ZOMBIE, 10, what="the kill")
+    from naist_dask_tui.core.paths import state_dir
+
+    tls = state_dir() / "tls" / str(record.pid)
+    assert tls.is_dir(), "the workers' credentials of the killed keeper"
     assert registry.clusters() == [], "a dead keeper is never listed"
+    assert not tls.exists() and not record.directory.exists(), "stale credentials are removed"
     leftovers = [item for item in sge.find_leftovers() if item.job.job_id in job_ids]
     assert leftovers and all(item.dead for item in leftovers)
     out = subprocess.run([sys.executable, "-m", "naist_dask_tui", "--cleanup"], capture_output=True,
