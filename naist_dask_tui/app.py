@@ -106,6 +106,7 @@ ALIVE_STATES = {
     JobState.PENDING,
     JobState.HELD,
     JobState.RUNNING,
+    JobState.NO_WORKER,
     JobState.SUSPENDED,
     JobState.ERROR,
     JobState.RETIRING,
