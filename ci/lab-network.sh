@@ -57,8 +57,10 @@ execd_alive() {  # execd_alive NODE: its execd runs (a zombie does not count)
   st=$(sed 's/.*) //' "/proc/$p/stat" | cut -d' ' -f1)
   [ "$st" != Z ] && [ "$st" != X ]
 }
-instance_up() {  # instance_up NODE: its queue instance reports load (no u/E/d state)
+instance_up() {  # instance_up NODE: its execd runs and answers, its queue instance has no u/E/d
   local st
+  # (qstat alone is not enough: SGE shows a dead node's last load until max_unheard, 5 min)
+  execd_alive "$1" && qping -info "$1" 6445 execd 1 >/dev/null 2>&1 || return 1
   st=$(qstat -f -q "$QUEUE@$1" 2>/dev/null | awk -v q="$QUEUE@$1" '$1==q{print ($6==""?"ok":$6)}')
   [ "$st" = ok ]
 }

@@ -17,6 +17,7 @@ from naist_dask_tui.core import sge
 from naist_dask_tui.core.jobnames import console_job_name
 
 REQUIRED = os.environ.get("NAIST_DASK_TUI_REQUIRE_SGE") == "1"
+LAB_REQUIRED = os.environ.get("NAIST_DASK_TUI_REQUIRE_LAB") == "1"
 
 
 def _ours() -> list:
@@ -42,6 +43,15 @@ def wait_for(pred, timeout: float, interval: float = 0.5, what: str = "condition
 
 
 def pytest_collection_modifyitems(config, items):
+    lab_items = [item for item in items if item.get_closest_marker("lab")]
+    if lab_items and not LAB_REQUIRED:
+        from . import lab
+
+        why = lab.why_not_up()
+        if why:
+            for item in lab_items:
+                item.add_marker(pytest.mark.skip(
+                    reason=f"{why}; CI brings the lab network up (ci/lab-network.sh) and requires these tests"))
     if sge.available() or REQUIRED:
         return  # required and missing: the autouse fixture below fails each test
     for item in items:
@@ -52,6 +62,17 @@ def pytest_collection_modifyitems(config, items):
                     "CI brings one up with ci/setup-sge.sh and requires these tests"
                 )
             )
+
+
+@pytest.fixture(autouse=True)
+def _lab_up(request):
+    """CI (NAIST_DASK_TUI_REQUIRE_LAB=1): a lab test without the lab network fails."""
+    if LAB_REQUIRED and request.node.get_closest_marker("lab"):
+        from . import lab
+
+        why = lab.why_not_up()
+        if why:
+            pytest.fail(f"NAIST_DASK_TUI_REQUIRE_LAB=1 but {why}")
 
 
 @pytest.fixture(autouse=True)
