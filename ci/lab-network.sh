@@ -176,6 +176,8 @@ down() {
     qconf -ke "$name" >/dev/null 2>&1 || true
     for _ in $(seq 1 40); do execd_alive "$name" || break; sleep 0.25; done
     ip netns pids "$name" 2>/dev/null | xargs -r kill -KILL 2>/dev/null || true
+    for _ in $(seq 1 20); do execd_alive "$name" || break; sleep 0.1; done
+    if execd_alive "$name"; then log "warning: execd $p of $name still alive"; fi
     qconf -purge queue slots "$QUEUE@$name" >/dev/null 2>&1 || true
     qconf -dattr queue hostlist "$name" "$QUEUE" >/dev/null 2>&1 || true
     qconf -de "$name" >/dev/null 2>&1 || log "warning: qconf -de $name failed"
@@ -184,9 +186,9 @@ down() {
     ip link del "v-$name" 2>/dev/null || true
     sed -i "/[[:space:]]$name\$/d" /etc/hosts
     rm -rf "/etc/netns/$name" "${SPOOL:?}/$name"
-    if [ -n "$p" ] && kill -0 "$p" 2>/dev/null; then log "warning: execd $p of $name still alive"; fi
   done
   ip link del "$BRIDGE" 2>/dev/null || true
+  rmdir /etc/netns 2>/dev/null || true
   if qconf -sc 2>/dev/null | grep -q "^$COMPLEX "; then
     f=$(mktemp); qconf -sc | grep -v "^$COMPLEX " > "$f"
     quiet qconf -Mc "$f" || log "warning: complex $COMPLEX still in use, kept"
