@@ -37,8 +37,8 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 
-import psutil
 import dask
+import psutil
 from dask.utils import parse_timedelta
 from dask_jobqueue import SGECluster
 from distributed import Client, LocalCluster
@@ -703,8 +703,8 @@ class ClusterController:
                             if sj.host:
                                 self._avoid[sj.host] = now + AVOID_FOR
                             self.notices.append(
-                                f"job {job_id} ({name}) on {sj.host or '?'}: {reason.split(':')[0]}; "
-                                "not counted any more"
+                                f"job {job_id} ({name}) runs in SGE on {sj.host or '?'} without a "
+                                f"worker for {now - since:.0f} s: not counted any more"
                                 + ("; a replacement is submitted" if self._adaptive is None else "")
                             )
                             recount = True

@@ -9,6 +9,8 @@ Every test must leave ``qstat`` empty of the console's jobs; the autouse fixture
 from __future__ import annotations
 
 import os
+import subprocess
+import threading
 import time
 
 import pytest
@@ -40,6 +42,21 @@ def wait_for(pred, timeout: float, interval: float = 0.5, what: str = "condition
             return last
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
+
+
+def spawn(cmd: list[str], cwd) -> tuple[subprocess.Popen, list[str]]:
+    """Start a console process in a session of its own (our signals only); its output lines
+    are collected as they come."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=cwd,
+                            start_new_session=True)  # fmt: skip
+    lines: list[str] = []
+
+    def read():
+        for line in proc.stdout:
+            lines.append(line.rstrip())
+
+    threading.Thread(target=read, daemon=True).start()
+    return proc, lines
 
 
 def pytest_collection_modifyitems(config, items):

@@ -16,7 +16,6 @@ import contextlib
 import os
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import psutil
@@ -108,13 +107,6 @@ def headless(tmp_path, *extra: str) -> tuple[subprocess.Popen, list[str]]:
     cmd = [sys.executable, "-m", "naist_dask_tui", "--headless", "--profile", "naist", *SHRINK,
            "--resource-spec", ON_NODES, "--log-directory", str(tmp_path / "logs"),
            "--refresh-interval", "0.5", *extra]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            cwd=tmp_path, start_new_session=True)  # fmt: skip
-    lines: list[str] = []
+    from .conftest import spawn
 
-    def read():
-        for line in proc.stdout:
-            lines.append(line.rstrip())
-
-    threading.Thread(target=read, daemon=True).start()
-    return proc, lines
+    return spawn(cmd, tmp_path)

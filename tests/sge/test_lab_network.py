@@ -47,6 +47,27 @@ def running_on(m: Monitor) -> dict[str, str]:
     return {j.job_id: j.host for j in m.poll().jobs if j.state is JobState.RUNNING and j.workers}
 
 
+def job_on(m: Monitor, node: str) -> str:
+    return next(job for job, host in running_on(m).items() if host == node)
+
+
+def computing(c: ClusterController, seed: int):
+    """A slow computation under way: its input, and a function that waits for its result."""
+    x = da.random.default_rng(seed).random((2000, 2000), chunks=(100, 100))
+    z = x.map_blocks(_slow_block, dtype=float).sum()
+    result = run_in_thread(lambda: c.client.compute(z).result(timeout=180))
+    time.sleep(2)  # under way: tasks and results on both nodes
+    return x, result
+
+
+def add_job_on(c: ClusterController, m: Monitor, node: str) -> None:
+    """One job more, started on ``node`` (no other node takes a new job meanwhile)."""
+    want = sorted([*hosts_of_workers(m), node])
+    with lab.only(node):
+        c.scale(c.requested_jobs + 1)
+        wait_for(lambda: hosts_of_workers(m) == want, 90, what=f"a new worker on {node}")
+
+
 def node_python_processes(node: str) -> list[str]:
     pids = subprocess.run(["ip", "netns", "pids", node], capture_output=True, text=True).stdout.split()
     names = []
@@ -82,12 +103,8 @@ def test_naist_profile_starts_without_ib0_here_and_the_panels_name_the_nodes(tmp
 def test_scale_down_moves_data_from_node1_to_node2_and_recomputes_nothing(tmp_path):
     with ClusterController(lab.naist_settings(tmp_path)) as c:
         m = Monitor(c, sge_interval=0)
-        with lab.only("node2"):
-            c.scale(1)
-            wait_for(lambda: hosts_of_workers(m) == ["node2"], 90, what="the first job's worker on node2")
-        with lab.only("node1"):
-            c.scale(2)  # the newer job, on node1: the one a scale-down removes
-            wait_for(lambda: hosts_of_workers(m) == ["node1", "node2"], 90, what="a second worker on node1")
+        add_job_on(c, m, "node2")
+        add_job_on(c, m, "node1")  # the newer job: the one a scale-down removes
         client = c.client
         x = client.persist(da.random.default_rng(11).random((1600, 1600), chunks=(200, 200)))
         wait(x)
@@ -115,9 +132,7 @@ def test_the_log_of_a_job_on_node2_is_read_from_here(tmp_path):
 
     with ClusterController(lab.naist_settings(tmp_path)) as c:
         m = Monitor(c, sge_interval=0)
-        with lab.only("node2"):
-            c.scale(1)
-            wait_for(lambda: hosts_of_workers(m) == ["node2"], 90, what="a worker on node2")
+        add_job_on(c, m, "node2")
         job = next(j for j in m.poll().jobs if j.host == "node2")
         assert job.log_path and job.log_path.startswith(str(tmp_path / "logs"))
         text = wait_for(lambda: "Registered to" in (t := open(job.log_path).read()) and t, 30,
@@ -146,11 +161,8 @@ def test_qdel_from_outside_of_a_node2_job_mid_computation(tmp_path):
     with lab.one_slot_each(), ClusterController(lab.naist_settings(tmp_path, jobs=2)) as c:
         m = Monitor(c, sge_interval=0)
         wait_for(lambda: hosts_of_workers(m) == ["node1", "node2"], 90, what="workers on both nodes")
-        x = da.random.default_rng(3).random((2000, 2000), chunks=(100, 100))
-        z = x.map_blocks(_slow_block, dtype=float).sum()
-        result = run_in_thread(lambda: c.client.compute(z).result(timeout=120))
-        time.sleep(2)
-        victim = next(job for job, host in running_on(m).items() if host == "node2")
+        x, result = computing(c, seed=3)
+        victim = job_on(m, "node2")
         sge.qdel([victim])  # an admin, from outside
         wait_for(lambda: [j for j in m.poll().jobs if j.job_id == victim and j.state is JobState.GONE],
                  60, what="the node2 job shown as gone")  # fmt: skip
@@ -218,11 +230,8 @@ def test_a_node_dies(tmp_path, node2_revived):
         with lab.one_slot_each():
             c.scale(2)
             wait_for(lambda: hosts_of_workers(m) == ["node1", "node2"], 90, what="workers on both nodes")
-        x = da.random.default_rng(5).random((2000, 2000), chunks=(100, 100))
-        z = x.map_blocks(_slow_block, dtype=float).sum()
-        result = run_in_thread(lambda: c.client.compute(z).result(timeout=180))
-        time.sleep(2)
-        dead = next(job for job, host in running_on(m).items() if host == "node2")
+        x, result = computing(c, seed=5)
+        dead = job_on(m, "node2")
 
         lab.script("kill", "node2")
 
