@@ -7,6 +7,10 @@ scales back to 0 and waits until the queue is empty. SGE's own ``schedule_interv
 its scheduler dispatches pending jobs) is printed beside the numbers: it bounds the qstat->running
 step. The screen polls once a second, so the worker shows on screen up to 1 s after the probe
 can see it. ``qstat`` is left empty at the end, whatever happens.
+
+``--lab``: the jobs run on the lab network's compute nodes (``ci/lab-network.sh up``), started
+with the shipped ``naist`` profile (TLS, workers on ib0, scheduler on bond1) shrunk in size, as
+the lab tests do; the table says on which node each job ran.
 """
 
 from __future__ import annotations
@@ -52,14 +56,24 @@ def run(args, report: Report) -> None:
 
     reps = 1 if args.quick else 3
     interval = schedule_interval()
-    settings = load_settings(
-        dict(
-            backend="sge", jobs=0, cores=1, processes=1, memory="1GB",
-            queue=os.environ.get("SGE_QUEUE", "grid_short.q"), interface="lo", scheduler_interface="lo",
-            job_extra_directives=["-pe smp 1"], local_directory=tmp, log_directory=f"{tmp}/logs",
-        ),
-        env={},
-    )
+    lab = getattr(args, "lab", False)
+    if lab:
+        # the shipped profile, shrunk; lab_node=TRUE: only the nodes take these jobs
+        settings = load_settings(
+            dict(backend="sge", jobs=0, cores=1, memory="1GB", job_extra_directives=["-pe smp 1"],
+                 resource_spec="lab_node=TRUE", log_directory=f"{tmp}/logs"),
+            env={}, profile="naist",
+        )  # fmt: skip
+    else:
+        settings = load_settings(
+            dict(
+                backend="sge", jobs=0, cores=1, processes=1, memory="1GB",
+                queue=os.environ.get("SGE_QUEUE", "grid_short.q"), interface="lo", scheduler_interface="lo",
+                job_extra_directives=["-pe smp 1"], local_directory=tmp, log_directory=f"{tmp}/logs",
+            ),
+            env={},
+        )
+    hosts: list[str] = []
     controller = ClusterController(settings)
     times: dict[str, list[float]] = {"qsub": [], "qstat": [], "running": [], "worker": [], "down": []}
     try:
@@ -88,6 +102,7 @@ def run(args, report: Report) -> None:
                     seen["qstat"] = time.perf_counter() - t0
                 if "running" not in seen and any(j.state is JobState.RUNNING for j in jobs):
                     seen["running"] = time.perf_counter() - t0
+                    hosts.append(next(j.host or "?" for j in jobs if j.state is JobState.RUNNING))
                 if "worker" not in seen and probe.snapshot().n_workers >= 1:
                     seen["worker"] = time.perf_counter() - t0
                 time.sleep(POLL)
@@ -124,6 +139,8 @@ def run(args, report: Report) -> None:
         report.add(label, median(xs), "s", f"median of {len(xs)}: " + ", ".join(f"{x:.2f}" for x in xs)
                    + (f"; SGE schedule_interval {interval}" if k == "running" else ""))
     report.add("SGE schedule_interval (qconf -ssconf)", interval, "")
+    report.add("where the jobs ran", ", ".join(hosts) or "-", "",
+               "lab network (naist profile, TLS, ib0 -> bond1)" if lab else "this host (interface lo)")
     w = median(times["worker"])
     report.goal("scale 0->1 measured on real SGE (no goal number; reported)",
                 bool(times["worker"]) or None,
@@ -133,5 +150,10 @@ def run(args, report: Report) -> None:
     report.add("our jobs left in qstat at the end", len(remaining), "")
 
 
+def _options(parser) -> None:
+    parser.add_argument("--lab", action="store_true",
+                        help="run the jobs on the lab network's compute nodes (ci/lab-network.sh up)")
+
+
 if __name__ == "__main__":
-    sys.exit(part_main(PART, run, __doc__))
+    sys.exit(part_main(PART, run, __doc__, extra=_options))

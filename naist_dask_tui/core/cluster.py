@@ -13,6 +13,12 @@ to. Three things dask-jobqueue does not do are done here:
   cannot kill a re-submitted job that waits in a busy queue (see DESIGN.md).
 * **No orphaned jobs.** ``close()`` deletes every job this console submitted, pending ones
   included, by id and by this console's job name.
+* **A job can outlive its worker.** When a node dies, SGE keeps its jobs running (``r``) until it
+  gives up on the host; dask sees the workers leave. Such a job is shown as *no worker*, is not
+  counted as capacity after ``distributed.deploy.lost-worker-timeout`` (a fixed job count gets a
+  replacement), and ``retire_job`` deletes it at once (``qdel -f`` where SGE allows it). A job that
+  ends before its worker ever connected (a bad node, a worker interface the node lacks) is not
+  submitted again: its output file says why (see :mod:`nodecheck`).
 
 All public methods are blocking and thread-safe; the UI calls them from thread workers.
 """
@@ -23,18 +29,22 @@ import contextlib
 import logging
 import math
 import os
+import re
 import shutil
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 
+import dask
 import psutil
+from dask.utils import parse_timedelta
 from dask_jobqueue import SGECluster
 from distributed import Client, LocalCluster
 from distributed.core import Status
+from distributed.deploy.cluster import Cluster
 
-from naist_dask_tui.core import sge
+from naist_dask_tui.core import nodecheck, sge
 from naist_dask_tui.core.control import WATCH_ONLY, Capabilities
 from naist_dask_tui.core.errors import ControllerError
 from naist_dask_tui.core.notices import NoticeLog
@@ -45,6 +55,9 @@ logger = logging.getLogger(__name__)
 ATTACH_TIMEOUT = 15.0  # seconds a client waits for (or tries to get back) a scheduler we attach to
 RETIRE_TIMEOUT = 120.0  # seconds to move a leaving job's data before deleting it anyway
 GONE_KEEP = 120.0  # seconds a vanished job stays listed as "gone"
+# seconds new jobs stay off a node where a job lost its worker: SGE keeps sending jobs to a
+# silent node until its max_unheard (5 min by default) runs out, and there they hang in "t"
+AVOID_FOR = 600.0
 
 
 class _UniqueNames:
@@ -64,6 +77,12 @@ class _UniqueNames:
 class ConsoleSGECluster(_UniqueNames, SGECluster):
     def _new_worker_name(self, worker_number):
         return f"job-{worker_number}"
+
+    def _update_worker_status(self, op, msg):
+        # Not SpecCluster's: 15 s after a worker leaves it qdel-s the job behind the console's
+        # back (on a dead node that leaves it "dr" for good) and keeps its spec, so a later
+        # _correct_state would resubmit a job of the same name. The controller decides instead.
+        Cluster._update_worker_status(self, op, msg)
 
 
 class ConsoleLocalCluster(_UniqueNames, LocalCluster):
@@ -103,6 +122,15 @@ class ClusterController:
         self._started_at: dict[str, float] = {}  # spec name -> when SGE started it running
         self._gone: dict[str, tuple[float, JobRow]] = {}  # spec name -> (when, last row)
         self._deleted_by_us: set[str] = set()  # spec names we removed on purpose
+        self._had_workers: set[str] = set()  # spec names whose worker connected at least once
+        self._lost_since: dict[str, float] = {}  # spec name -> since when SGE runs it, no worker
+        self._uncounted: set[str] = set()  # lost longer than the grace: not capacity any more
+        self._transfer_since: dict[str, float] = {}  # spec name -> first seen in SGE's "t"
+        # host -> until when new jobs ask SGE to stay off it (a job there lost its worker)
+        self._avoid: dict[str, float] = {}
+        self._deleting: dict[str, JobRow] = {}  # deleted by us, still in qstat (a dead node's)
+        self._may_force: bool | None = None
+        self._last_rows: dict[str, JobRow] = {}
         self._closed = False
         self._last_sge: dict[str, SgeJob] = {}
         self._probe = None
@@ -318,7 +346,11 @@ class ClusterController:
             self.notices.append(f"scaling failed: {exc}")
 
     def _active_names(self) -> list[str]:
-        return [n for n in list(self.cluster.worker_spec) if n not in self._retiring]
+        """Jobs that count as capacity: not leaving, not lost with their node."""
+        return [
+            n for n in list(self.cluster.worker_spec)
+            if n not in self._retiring and n not in self._uncounted
+        ]
 
     def _apply_target(self) -> None:
         if self._closed or self.cluster is None:
@@ -333,10 +365,14 @@ class ClusterController:
     def _add_jobs(self, k: int) -> None:
         cluster = self.cluster
 
+        avoid = self._avoid_directive()
+
         async def add():
             new = []
             for _ in range(k):
                 spec = cluster.new_worker_spec()
+                if avoid:
+                    spec = {n: _with_directive(v, avoid) for n, v in spec.items()}
                 cluster.worker_spec.update(spec)
                 new.extend(spec)
             try:
@@ -363,6 +399,26 @@ class ClusterController:
             self._refresh_job_ids()
         for n in names:
             self._submitted_at[n] = now
+        if avoid:
+            self.notices.append(f"new job(s) ask SGE to stay off {', '.join(sorted(self._avoided()))} "
+                                f"({avoid}): a job there lost its worker")
+
+    def _avoided(self, now: float | None = None) -> set[str]:
+        """Hosts new jobs stay off: a job of ours lost its worker there, and no worker of ours
+        runs there now (one that does shows the node is alive)."""
+        now = time.time() if now is None else now
+        alive = {r.host for r in self._last_rows.values() if r.workers and r.host}
+        return {h for h, until in self._avoid.items() if until > now and h not in alive}
+
+    def _avoid_directive(self) -> str | None:
+        hosts = self._avoided()
+        if not hosts or self.backend != "sge":
+            return None
+        s = self.settings
+        asked = " ".join([s.resource_spec or "", *s.job_extra_directives])
+        if re.search(r"(^|[\s,])(h|hostname)=", asked):
+            return None  # the user chose hosts: a second hostname request would replace theirs
+        return "-l h=" + "&".join(f"!{h}" for h in sorted(hosts))
 
     def _connected_names(self) -> dict[str, str]:
         """worker name -> address, from the scheduler (cheap: names only)."""
@@ -386,9 +442,16 @@ class ClusterController:
         return (pending + running)[:k]
 
     def retire_job(self, name_or_job_id: str) -> None:
-        """Gracefully remove one job (by spec name or SGE job id); the target drops by one."""
+        """Gracefully remove one job (by spec name or SGE job id); the target drops by one.
+
+        A job that SGE runs but whose worker is gone (its node died) has nothing to hand over:
+        it is deleted at once (see :meth:`delete_job`), and the target stays (it was not
+        counted)."""
         self._require_scalable()
         name = self._resolve_job(name_or_job_id)
+        if name in self._lost_since:
+            self.delete_job(name)
+            return
         self._stop_adaptive()
         with self._lock:
             self._target = max(0, len(self._active_names()) - 1)
@@ -406,6 +469,58 @@ class ClusterController:
             if key in _worker_names(name, spec):
                 return name
         raise ControllerError(f"no job {key!r} in this cluster")
+
+    def delete_job(self, name_or_job_id: str) -> None:
+        """Delete a job now, without moving data: for a job whose worker is gone. Returns at
+        once; ``qdel -f`` (for SGE managers and operators) removes it even when its node does
+        not answer, else a plain ``qdel`` marks it and SGE keeps it until the node answers."""
+        self._require_scalable()
+        name = self._resolve_job(name_or_job_id)
+        with self._lock:
+            self._deleted_by_us.add(name)
+            self._uncounted.discard(name)
+            lost = self._lost_since.pop(name, None) is not None
+            self._retiring.pop(name, None)
+        self._executor.submit(self._delete_now_safe, name, lost)
+
+    def _delete_now_safe(self, name: str, lost: bool) -> None:
+        cluster = self.cluster
+        job_id = self._job_ids.get(name)
+
+        async def forget():
+            cluster.worker_spec.pop(name, None)
+            cluster.workers.pop(name, None)  # its qdel is ours, not dask-jobqueue's
+
+        try:
+            cluster.sync(forget)
+            if not job_id:
+                return
+            words = sge.qdel([job_id])
+            force = lost and self._can_force()
+            if force:
+                # Plain first, then forced: a forced qdel of a dead node's job with no deletion
+                # of it under way crashed SGE 8.1.9's qmaster here (twice, 11-30); right after a
+                # plain one it never did.
+                time.sleep(1.0)
+                words = sge.qdel([job_id], force=True)
+            row = self._last_rows.get(name)
+            if row is not None:
+                self._deleting[name] = replace(row, state=JobState.DELETING, since=time.time())
+            if lost and not force:
+                self.notices.append(
+                    f"job {job_id} marked for deletion; SGE keeps it (dr) until its node answers "
+                    f"again, or until an SGE manager runs qdel -f {job_id}"
+                )
+            else:
+                self.notices.append(f"job {job_id} deleted: {'; '.join(words) or 'done'}")
+        except Exception as exc:
+            logger.exception("delete failed")
+            self.notices.append(f"deleting job {job_id or name} failed: {exc}")
+
+    def _can_force(self) -> bool:
+        if self._may_force is None:
+            self._may_force = sge.may_force_delete()
+        return self._may_force
 
     def _remove_jobs_safe(self, names: list[str]) -> None:
         try:
@@ -558,7 +673,8 @@ class ClusterController:
 
         ``sge_jobs`` is a fresh ``qstat`` taken at ``sge_time`` (None: reuse the last one).
         Jobs that vanished from it although the console did not delete them are marked GONE
-        (and, when a fixed job count was asked for, replaced)."""
+        (and, when a fixed job count was asked for, replaced). Jobs that SGE runs but whose
+        worker left are marked NO_WORKER (and, after the lost-worker timeout, replaced)."""
         if self.cluster is None:
             return ()
         now = time.time() if now is None else now
@@ -574,6 +690,8 @@ class ClusterController:
                 by_name.setdefault(w.name, []).append(w.address)
         rows = []
         vanished = []
+        recount = False
+        grace = _lost_worker_timeout()
         for name, spec in list(self.cluster.worker_spec.items()):
             name = str(name)
             addrs = tuple(a for w in _worker_names(name, spec) for a in by_name.get(w, ()))
@@ -588,6 +706,12 @@ class ClusterController:
                 expected_workers=len(_worker_names(name, spec)),
                 log_path=self._log_path(job_id),
             )
+            if addrs and cluster is not None:
+                self._had_workers.add(name)
+                if self._lost_since.pop(name, None) is not None and name in self._uncounted:
+                    self._uncounted.discard(name)
+                    self.notices.append(f"job {job_id} ({name}): its worker is back")
+                    recount = True
             if self.backend != "sge":
                 row = replace(row, state=JobState.RUNNING if addrs else JobState.SUBMITTING)
             elif job_id is not None:
@@ -605,6 +729,19 @@ class ClusterController:
                         since=sj.started or sj.submitted or submitted,
                         reason=sj.reason,
                     )
+                    since, reason = self._no_worker(name, sj, addrs, cluster, now, grace)
+                    if since is not None:
+                        row = replace(row, state=JobState.NO_WORKER, since=since, reason=reason)
+                        if now - since >= grace and name not in self._uncounted:
+                            self._uncounted.add(name)
+                            if sj.host:
+                                self._avoid[sj.host] = now + AVOID_FOR
+                            self.notices.append(
+                                f"job {job_id} ({name}) runs in SGE on {sj.host or '?'} without a "
+                                f"worker for {now - since:.0f} s: not counted any more"
+                                + ("; a replacement is submitted" if self._adaptive is None else "")
+                            )
+                            recount = True
                 elif (
                     sge_jobs is not None
                     and not addrs
@@ -618,7 +755,18 @@ class ClusterController:
             rows.append(row)
         if vanished:
             self._forget_gone(vanished, {r.name: r for r in rows}, now)
+        if recount and self._adaptive is None and not self._closed:
+            self._kick()
+        self._last_rows = {r.name: r for r in rows}
         listed = {r.name for r in rows}
+        for name, last in list(self._deleting.items()):
+            sj = by_id.get(last.job_id or "")
+            if sj is None:
+                if sge_jobs is not None:
+                    del self._deleting[name]
+            elif name not in listed:
+                rows.append(replace(last, state=sj.state, raw_state=sj.raw_state, workers=()))
+                listed.add(name)
         for name, (when, last) in list(self._gone.items()):
             if now - when > GONE_KEEP:
                 del self._gone[name]
@@ -626,21 +774,59 @@ class ClusterController:
                 rows.append(last)
         return tuple(rows)
 
+    def _no_worker(self, name, sj: SgeJob, addrs, cluster, now: float, grace: float):
+        """(since, reason) when SGE runs the job but it has no worker; (None, "") otherwise."""
+        if "t" not in sj.raw_state:
+            self._transfer_since.pop(name, None)
+        if sj.state is not JobState.RUNNING or addrs or cluster is None or name in self._retiring:
+            return None, ""  # (a lost scheduler is not a lost worker)
+        clock = lambda t: time.strftime("%H:%M:%S", time.localtime(t))  # noqa: E731
+        host = sj.host or "?"
+        if name in self._had_workers:
+            since = self._lost_since.setdefault(name, now)
+            return since, (f"running in SGE on {host}, no worker since {clock(since)}: its node "
+                           "may be down; r deletes the job")
+        if "t" in sj.raw_state:  # SGE could not hand it to the node's execd
+            t0 = self._transfer_since.setdefault(name, now)
+            if now - t0 >= grace:
+                since = self._lost_since.setdefault(name, t0)
+                return since, (f"SGE has been sending it to {host} since {clock(t0)}, no answer: "
+                               "its node may be down; r deletes the job")
+        return None, ""
+
     def _forget_gone(self, names: list[str], rows: dict[str, JobRow], now: float) -> None:
         cluster = self.cluster
+        failed = 0
         with self._lock:
             names = [n for n in names if n not in self._retiring and n not in self._deleted_by_us]
             lifetime = self.settings.worker_lifetime() if self.backend == "sge" else None
             for n in names:
-                self._gone[n] = (now, replace(rows[n], state=JobState.GONE, since=now))
+                self._lost_since.pop(n, None)
+                self._uncounted.discard(n)
+                self._transfer_since.pop(n, None)
+                reason = ""
                 started = self._started_at.get(n)
-                if lifetime and started and now - started >= lifetime[0] - lifetime[1] - 5:
+                log = nodecheck.read_tail(rows[n].log_path) if n not in self._had_workers else None
+                if log is not None:
+                    # it ran (SGE wrote its output file) and no worker of it ever connected: a
+                    # replacement would most likely fail the same way, so none is submitted
+                    failed += 1
+                    reason = nodecheck.start_failure(log)
+                    why = f"ended before its worker started: {reason}; not submitted again"
+                elif lifetime and started and now - started >= lifetime[0] - lifetime[1] - 5:
                     why = ("ended at its worker lifetime, before the walltime: its workers "
                            "handed their data to the others first")
                 else:
                     why = ("left the queue without the console deleting it (qdel from outside, "
                            "walltime, or a node failure)")
+                self._gone[n] = (now, replace(rows[n], state=JobState.GONE, since=now, reason=reason))
                 self.notices.append(f"job {self._job_ids.get(n)} ({n}) {why}")
+            if failed:
+                self._target = max(0, self._target - failed)
+                if self._adaptive is not None:
+                    self._adapt_stop.set()
+                    self._adaptive = None
+                    self.notices.append("adaptive scaling stopped: jobs fail to start (see above)")
 
         async def drop():
             for n in names:
@@ -706,13 +892,22 @@ class ClusterController:
 
     def _delete_all_jobs(self) -> None:
         ids = self.submitted_job_ids()
+        present: dict[str, SgeJob] = {}
         if self.job_name and sge.available():
             try:
-                ids |= {j.job_id for j in sge.qstat() if j.name == self.job_name}
+                present = {j.job_id: j for j in sge.qstat() if j.name == self.job_name}
             except sge.SgeError as exc:
                 logger.warning("qstat failed while closing: %s", exc)
+        ids |= set(present)
         if ids:
             sge.qdel(sorted(ids))
+        # A job on a dead node stays "dr" after a plain qdel until the node answers: force
+        # those out, where SGE lets us do it at once.
+        lost = {self._job_ids.get(n) for n in [*self._lost_since, *self._deleting]}
+        dead = set(self._avoid)
+        force = sorted(i for i, j in present.items() if i in lost or j.host in dead)
+        if force and self._can_force():
+            sge.qdel(force, force=True)
 
     def __enter__(self):
         self.start()
@@ -720,6 +915,22 @@ class ClusterController:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def _with_directive(spec: dict, directive: str) -> dict:
+    """A copy of a job spec with one more ``#$`` line (the spec dicts are shared)."""
+    options = dict(spec["options"])
+    options["job_extra_directives"] = [*(options.get("job_extra_directives") or []), directive]
+    return {**spec, "options": options}
+
+
+def _lost_worker_timeout() -> float:
+    """How long a job may run without its worker before it stops counting (a nanny restarts a
+    worker in a few seconds; a dead node never does): distributed's own lost-worker timeout."""
+    try:
+        return float(parse_timedelta(dask.config.get("distributed.deploy.lost-worker-timeout")))
+    except Exception:
+        return 15.0
 
 
 def _submit_error(exc: BaseException) -> str:

@@ -22,7 +22,7 @@ class Check:
     name: str  # short: "qsub", "queue", "pe smp", "interface", ...
     ok: bool
     detail: str  # one sentence a user can act on
-    severity: str = "error"  # error | warning: only errors block a start
+    severity: str = "error"  # error | warning | info: only errors block a start
     field: str | None = None  # the setting to blame, for require_ready()
 
     @property
@@ -30,8 +30,8 @@ class Check:
         return not self.ok and self.severity == "error"
 
     def line(self) -> str:
-        """``ok    ...`` / ``FAIL  ...`` / ``warn  ...``, for --check."""
-        status = "ok" if self.ok else ("FAIL" if self.severity == "error" else "warn")
+        """``ok    ...`` / ``FAIL  ...`` / ``warn  ...`` / ``note  ...``, for --check."""
+        status = "ok" if self.ok else {"error": "FAIL", "warning": "warn"}.get(self.severity, "note")
         return f"{status:<6}{self.detail}"
 
 
@@ -177,24 +177,29 @@ def _interface_checks(settings: Settings) -> list[Check]:
 
     existing = sorted(psutil.net_if_addrs())
     checks = []
-    for name, label, hint in (
-        ("scheduler_interface", "scheduler interface", "--scheduler-interface"),
-        ("interface", "worker interface", "--interface"),
-    ):
-        value = getattr(settings, name)
-        if not value:
-            continue
-        if value in existing:
-            checks.append(Check(name, True, f"{label} {value} exists on this host", field=name))
-        else:
-            # Login and compute nodes of a cluster share their fabric (ib0, bond1, ...), so a
-            # name missing here is almost always a typo. Where the workers' NIC really exists
-            # on the compute nodes only, --skip-interface-check says so.
-            checks.append(Check(
-                name, False,
-                f"{label} {value} does not exist on this host; existing: {', '.join(existing)}; "
-                f"use {hint} NAME, or --skip-interface-check if it exists on the compute nodes only",
-                field=name))
+    value = settings.scheduler_interface
+    if value and value in existing:
+        checks.append(Check("scheduler_interface", True,
+                            f"scheduler interface {value} exists on this host", field="scheduler_interface"))
+    elif value:
+        # The scheduler runs here: its interface must exist here.
+        checks.append(Check(
+            "scheduler_interface", False,
+            f"scheduler interface {value} does not exist on this host; existing: {', '.join(existing)}; "
+            "use --scheduler-interface NAME",
+            field="scheduler_interface"))
+    value = settings.interface
+    if value and value in existing:
+        checks.append(Check("interface", True, f"worker interface {value} exists on this host",
+                            field="interface"))
+    elif value:
+        # The workers run on the compute nodes, which may have a NIC the login node lacks (the
+        # lab's ib0): never refuse a start for it. Each job checks it on its node (nodecheck).
+        checks.append(Check(
+            "interface", False,
+            f"worker interface {value} is not on this host; each job checks it on its compute node "
+            "and the console says so if it is missing there",
+            severity="info", field="interface"))
     return checks
 
 

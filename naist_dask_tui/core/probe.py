@@ -19,6 +19,7 @@ import cloudpickle
 import dask
 
 from naist_dask_tui.core import scheduler_plugin
+from naist_dask_tui.core.hostnames import host_names
 from naist_dask_tui.core.scheduler_plugin import HANDLER, ROW_WIDTH, ProbePlugin
 from naist_dask_tui.core.snapshot import ClusterSnapshot, TaskCounts, WorkerRow
 
@@ -27,7 +28,9 @@ logger = logging.getLogger(__name__)
 CALL_TIMEOUT = 10.0  # seconds; a poll that takes longer means the scheduler is lost
 
 
-def _worker_row(raw: list, job_of: Callable[[str], str | None]) -> WorkerRow:
+def _worker_row(
+    raw: list, job_of: Callable[[str], str | None], host_name: Callable[[str], str] = str
+) -> WorkerRow:
     (
         address,
         name,
@@ -51,7 +54,7 @@ def _worker_row(raw: list, job_of: Callable[[str], str | None]) -> WorkerRow:
     return WorkerRow(
         address=address,
         name=name,
-        host=host,
+        host=host_name(host),  # dask reports IPs; the panels show names, as qstat does
         job_id=job_of(name),
         nthreads=nthreads,
         status=status,
@@ -114,6 +117,7 @@ class SchedulerProbe:
     ):
         self.client = client
         self.job_of = job_of or (lambda name: None)
+        self.host_name = host_names
         self.token = token or uuid.uuid4().hex
         self.mode: str | None = None  # "plugin" | "identity"
         self._rows: dict[str, WorkerRow] = {}
@@ -181,7 +185,7 @@ class SchedulerProbe:
         flat, width = raw["flat"], raw["width"]
         for i in range(0, len(flat), width):
             r = flat[i : i + width]
-            row = _worker_row(r, self.job_of)
+            row = _worker_row(r, self.job_of, self.host_name)
             rows[row.address] = row
             changed.add(row.address)
         # A job id can become known after the row was built (qsub answers late): re-map.

@@ -220,6 +220,15 @@ class Settings:
             ]
         if self.walltime is not None:
             kwargs["walltime"] = self.walltime
+        if self.interface:
+            # The workers' NIC exists on the compute nodes (the login node may lack it): each
+            # job checks it on its node first and says so in its output file (core/nodecheck).
+            import dask
+
+            from naist_dask_tui.core.nodecheck import interface_prologue
+
+            prologue = list(dask.config.get("jobqueue.sge.job-script-prologue", None) or [])
+            kwargs["job_script_prologue"] = [interface_prologue(self.interface), *prologue]
         if self.tls:
             # dask-jobqueue makes temporary certificates and writes the workers' copies (mode
             # 0600) into shared_temp_directory, which the job scripts point to.

@@ -169,14 +169,37 @@ def with_reasons(jobs: list[SgeJob], reasons: dict[str, str]) -> list[SgeJob]:
     ]
 
 
-def qdel(job_ids: Iterable[str]) -> list[str]:
-    """Delete jobs; a job that no longer exists is not an error. Returns SGE's messages."""
+def qdel(job_ids: Iterable[str], *, force: bool = False, timeout: float = COMMAND_TIMEOUT) -> list[str]:
+    """Delete jobs; a job that no longer exists is not an error. Returns SGE's messages.
+
+    ``force`` (``qdel -f``) removes a job from SGE's books even when the execd of its node does
+    not answer (a dead node). Only SGE managers and operators get that at once; for other users
+    qdel waits for the execd, about a minute, unless the cluster's ``qmaster_params`` has
+    ENABLE_FORCED_QDEL: see :func:`may_force_delete`."""
     ids = [str(j) for j in job_ids]
     if not ids:
         return []
-    out = run(["qdel", *ids], check=False)
-    # qdel prints one line per job; "does not exist" is fine (the job already ended).
-    return [line for line in out.splitlines() if line.strip()]
+    out = run(["qdel", *(["-f"] if force else []), *ids], check=False, timeout=timeout)
+    # qdel prints one line per job; "does not exist" is fine (the job already ended). A user's
+    # forced qdel prints a row of dots while it waits: not a message.
+    return [line for line in out.splitlines() if line.strip(" .")]
+
+
+def may_force_delete(user: str | None = None) -> bool:
+    """True when ``qdel -f`` by this user removes a job at once: SGE managers and operators.
+
+    (With ENABLE_FORCED_QDEL in qmaster_params a plain user may force too, but SGE first waits
+    for the node's execd, about a minute: the console forces only when it is immediate. And it
+    always sends a plain qdel first: on SGE 8.1.9 a forced qdel of a dead node's job with no
+    deletion under way crashed the qmaster, "got NULL element for JB_type".)"""
+    user = user or user_name()
+    for flag in ("-sm", "-so"):
+        try:
+            if user in run(["qconf", flag], check=False).split():
+                return True
+        except SgeError:  # no qconf on this host
+            return False
+    return False
 
 
 def qhold(job_ids: Iterable[str]) -> None:

@@ -18,6 +18,7 @@ class JobState(str, Enum):
     PENDING = "pending"  # qw: waiting in the queue (a normal state on a busy cluster)
     HELD = "held"  # hqw: on hold (qhold, or -h)
     RUNNING = "running"  # r, t: started; its workers connect soon after
+    NO_WORKER = "no-worker"  # r in SGE, but its worker left (its node died?): not capacity
     SUSPENDED = "suspended"  # s, S, T
     ERROR = "error"  # E...: SGE could not start it
     DELETING = "deleting"  # d...: qdel in progress
@@ -206,6 +207,11 @@ class ConsoleSnapshot:
     @property
     def jobs_running(self) -> int:
         return sum(1 for j in self.jobs if j.state is JobState.RUNNING)
+
+    @property
+    def jobs_no_worker(self) -> int:
+        """Jobs SGE still runs whose workers are gone (a dead node): not capacity."""
+        return sum(1 for j in self.jobs if j.state is JobState.NO_WORKER)
 
     @property
     def jobs_pending(self) -> int:

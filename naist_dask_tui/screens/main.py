@@ -40,6 +40,7 @@ ALIVE_STATES = frozenset(
         JobState.SUSPENDED,
         JobState.ERROR,
         JobState.RETIRING,
+        JobState.NO_WORKER,
     }
 )
 # Which capability each action needs; without it the key is hidden and does nothing.

@@ -42,6 +42,8 @@ def status_markup(
         pieces.append("[$error b]● LOST[/]")
     req = s.requested_jobs if requested is None else requested
     jobs = f"jobs {req} req · {s.jobs_running} run · {s.jobs_pending} pend"
+    if s.jobs_no_worker:
+        jobs += f" · [$error]{s.jobs_no_worker} no worker[/]"
     if s.adaptive:
         jobs += f" · adaptive {s.adaptive[0]}-{s.adaptive[1]}"
     pieces.append(jobs)

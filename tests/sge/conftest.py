@@ -9,6 +9,8 @@ Every test must leave ``qstat`` empty of the console's jobs; the autouse fixture
 from __future__ import annotations
 
 import os
+import subprocess
+import threading
 import time
 
 import pytest
@@ -17,6 +19,7 @@ from naist_dask_tui.core import sge
 from naist_dask_tui.core.jobnames import console_job_name
 
 REQUIRED = os.environ.get("NAIST_DASK_TUI_REQUIRE_SGE") == "1"
+LAB_REQUIRED = os.environ.get("NAIST_DASK_TUI_REQUIRE_LAB") == "1"
 
 
 def _ours() -> list:
@@ -41,7 +44,31 @@ def wait_for(pred, timeout: float, interval: float = 0.5, what: str = "condition
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
 
 
+def spawn(cmd: list[str], cwd) -> tuple[subprocess.Popen, list[str]]:
+    """Start a console process in a session of its own (our signals only); its output lines
+    are collected as they come."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=cwd,
+                            start_new_session=True)  # fmt: skip
+    lines: list[str] = []
+
+    def read():
+        for line in proc.stdout:
+            lines.append(line.rstrip())
+
+    threading.Thread(target=read, daemon=True).start()
+    return proc, lines
+
+
 def pytest_collection_modifyitems(config, items):
+    lab_items = [item for item in items if item.get_closest_marker("lab")]
+    if lab_items and not LAB_REQUIRED:
+        from . import lab
+
+        why = lab.why_not_up()
+        if why:
+            for item in lab_items:
+                item.add_marker(pytest.mark.skip(
+                    reason=f"{why}; CI brings the lab network up (ci/lab-network.sh) and requires these tests"))
     if sge.available() or REQUIRED:
         return  # required and missing: the autouse fixture below fails each test
     for item in items:
@@ -52,6 +79,17 @@ def pytest_collection_modifyitems(config, items):
                     "CI brings one up with ci/setup-sge.sh and requires these tests"
                 )
             )
+
+
+@pytest.fixture(autouse=True)
+def _lab_up(request):
+    """CI (NAIST_DASK_TUI_REQUIRE_LAB=1): a lab test without the lab network fails."""
+    if LAB_REQUIRED and request.node.get_closest_marker("lab"):
+        from . import lab
+
+        why = lab.why_not_up()
+        if why:
+            pytest.fail(f"NAIST_DASK_TUI_REQUIRE_LAB=1 but {why}")
 
 
 @pytest.fixture(autouse=True)

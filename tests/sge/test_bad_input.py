@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -48,7 +49,6 @@ def console(tmp_path, *args: str, path: str | None = None) -> subprocess.Complet
     "args, words",
     [
         (["--queue", "nosuch.q"], ["queue", "nosuch.q"]),
-        (["--interface", "ib9"], ["interface", "ib9"]),
         (["--scheduler-interface", "bond9"], ["scheduler_interface", "bond9"]),
         (["--memory", "250XB"], ["memory", "250XB", "e.g. 250GB"]),
         (["--walltime", "soon"], ["walltime", "soon", "HH:MM:SS"]),
@@ -56,7 +56,7 @@ def console(tmp_path, *args: str, path: str | None = None) -> subprocess.Complet
         (["--jobs", "two"], ["jobs", "two"]),
         (["--job-extra-directive", "-pe nosuchpe 1"], ["nosuchpe"]),
     ],
-    ids=["queue", "interface", "scheduler-interface", "memory", "walltime", "negative-jobs",
+    ids=["queue", "scheduler-interface", "memory", "walltime", "negative-jobs",
          "text-jobs", "pe"],
 )
 def test_bad_setting_is_one_line_and_nothing_is_submitted(tmp_path, args, words):
@@ -86,3 +86,33 @@ def test_qsub_refusing_a_job_comes_back_in_sges_words(sge_settings):
         assert "nosuchresource" in note[0], note
         assert not _ours()
         assert len(c.cluster.worker_spec) == 0, "the refused job is still counted"
+
+
+def test_worker_interface_missing_on_the_node_is_said_once_and_not_resubmitted(sge_settings):
+    """The workers' NIC is checked where the workers run, not on the login node: a start is
+    never refused for it; a job on a node without it ends at once, the console says why in one
+    line (from the job's output file) and does not flood the queue with replacements."""
+    from naist_dask_tui.core.monitor import Monitor
+    from naist_dask_tui.core.snapshot import JobState
+
+    with ClusterController(sge_settings(jobs=2, interface="ib9", scheduler_interface="lo")) as c:
+        m = Monitor(c, sge_interval=0)
+        submitted = wait_for(lambda: len(c.submitted_job_ids()) == 2 and c.submitted_job_ids(), 30,
+                             what="2 jobs submitted")
+        notes = wait_for(lambda: m.poll() and [n for n in c.notices if "ib9" in n and "does not exist" in n]
+                         and len([n for n in c.notices if "not submitted again" in n]) == 2
+                         and [n for n in c.notices if "ib9" in n], 60, what="the reason of both jobs")
+        assert f"worker interface ib9 does not exist on {sge_host()}" in notes[0], notes
+        assert "use --interface with one of those" in notes[0] and "not submitted again" in notes[0]
+        rows = {r.job_id: r for r in m.poll().jobs}
+        assert {rows[j].state for j in submitted} == {JobState.GONE}
+        assert all("ib9" in rows[j].reason for j in submitted)
+        time.sleep(6)  # three qstat rounds: nothing new submitted, nothing queued
+        m.poll()
+        assert c.submitted_job_ids() == submitted and c.requested_jobs == 0 and not _ours()
+
+
+def sge_host() -> str:
+    import socket
+
+    return socket.gethostname().split(".")[0]

@@ -7,7 +7,6 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
@@ -17,7 +16,7 @@ from naist_dask_tui.core.snapshot import JobState
 
 from naist_dask_tui.core.jobnames import console_job_name
 
-from .conftest import wait_for
+from .conftest import spawn, wait_for
 
 pytestmark = [pytest.mark.sge, pytest.mark.timeout(240)]
 
@@ -30,22 +29,7 @@ def headless_console(tmp_path, *extra: str) -> tuple[subprocess.Popen, list[str]
         "--local-directory", str(tmp_path), "--log-directory", str(tmp_path / "logs"),
         "--refresh-interval", "0.5", *extra,
     ]  # fmt: skip
-    proc = subprocess.Popen(
-        cmd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        cwd=tmp_path,
-        start_new_session=True,  # like a login shell's child: our signals only
-    )
-    lines: list[str] = []
-
-    def read():
-        for line in proc.stdout:
-            lines.append(line.rstrip())
-
-    threading.Thread(target=read, daemon=True).start()
-    return proc, lines
+    return spawn(cmd, tmp_path)
 
 
 def mine(proc) -> list:

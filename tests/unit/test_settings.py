@@ -11,6 +11,7 @@ import dask.config
 import pytest
 
 from naist_dask_tui.core.jobnames import JOB_NAME_PREFIX
+from naist_dask_tui.core.nodecheck import interface_prologue
 from naist_dask_tui.core.settings import (
     LAYERS,
     Settings,
@@ -95,12 +96,15 @@ def test_sge_cluster_kwargs_are_exactly_what_sgecluster_takes(home):
         "worker_extra_args": ["--lifetime", "1530s", "--lifetime-stagger", "90s"],
         "security": True,
         "shared_temp_directory": str(home / "state" / "naist-dask-tui" / "tls" / str(os.getpid())),
+        # ib0 exists on the compute nodes: each job checks it there first (core/nodecheck)
+        "job_script_prologue": [interface_prologue("ib0")],
     }
     assert "security" not in load_settings({"tls": False}, env={}).sge_cluster_kwargs()
     with_more = load_settings({"walltime": "01:00:00", "dashboard": True}, env={}).sge_cluster_kwargs()
     assert with_more["walltime"] == "01:00:00"
     assert with_more["scheduler_options"]["dashboard_address"] == "127.0.0.1:8787"
     assert "job_extra" not in with_more
+    assert "job_script_prologue" not in load_settings({"interface": ""}, env={}).sge_cluster_kwargs()
 
 
 @pytest.mark.parametrize(
