@@ -404,27 +404,32 @@ class ConsoleApp(App[int]):
 
         self._submit("scale", call)
 
-    def _confirm_zero(self, jobs: int) -> None:
+    def _confirm_zero(self, jobs: int, stepwise: bool = False) -> None:
+        # (issue 9) refuse above max_jobs; ask before 0 and before jobs that would pend
         from naist_dask_tui.screens.confirm import ConfirmScreen
+        from naist_dask_tui.screens.scale_dialog import scale_problem, scale_question
 
-        if jobs == 0 and self.requested_jobs > 0:
-            question = (
-                f"Scale to 0 jobs? All {self.requested_jobs} job(s) are deleted and the data "
-                "their workers hold is lost."
-            )
+        limits = getattr(self.controller, "limits", None)
+        problem = scale_problem(limits, jobs)
+        if problem:
+            self.notify(problem, severity="error", timeout=8)
+            return
+        question = scale_question(limits, self.requested_jobs, jobs, stepwise=stepwise)
+        if question:
 
             def answered(yes: bool | None) -> None:
                 if yes:
-                    self.request_scale(0)
+                    self.request_scale(jobs)
                 else:
                     self.notify("Nothing changed.", timeout=2)
 
-            self.push_screen(ConfirmScreen(question, yes="Scale to 0"), answered)
+            yes = "Scale to 0" if jobs == 0 else f"Scale to {jobs}"
+            self.push_screen(ConfirmScreen(question, yes=yes), answered)
         else:
             self.request_scale(jobs)
 
     def action_scale_up(self) -> None:
-        self.request_scale(self.requested_jobs + 1)
+        self._confirm_zero(self.requested_jobs + 1, stepwise=True)
 
     def action_scale_down(self) -> None:
         current = self.requested_jobs
@@ -440,7 +445,7 @@ class ConsoleApp(App[int]):
             if jobs is not None:
                 self._confirm_zero(jobs)
 
-        self.push_screen(ScaleDialog(self.requested_jobs), answered)
+        self.push_screen(ScaleDialog(self.requested_jobs, getattr(self.controller, "limits", None)), answered)
 
     def action_toggle_adaptive(self) -> None:
         from naist_dask_tui.screens.scale_dialog import AdaptDialog
@@ -459,7 +464,9 @@ class ConsoleApp(App[int]):
             self._submit("adaptive", lambda: self.controller.adapt(minimum=lo, maximum=hi) or "")
 
         current = self.requested_jobs
-        self.push_screen(AdaptDialog(min(current, 1), max(current, 4)), answered)
+        limits = getattr(self.controller, "limits", None)
+        hi = max(current, 4) if limits is None else min(max(current, 4), limits.max_jobs)
+        self.push_screen(AdaptDialog(min(current, 1), hi, limits), answered)
 
     def retire(self, target: str, label: str) -> None:
         self.notify(f"Retiring {label}: moving its data, then deleting it…", timeout=4)

@@ -24,10 +24,12 @@ import logging
 import math
 import os
 import shutil
+import signal
 import threading
 import time
 from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import replace
 
 import psutil
@@ -35,6 +37,7 @@ from dask_jobqueue import SGECluster
 from distributed import Client, LocalCluster
 from distributed.core import Status
 
+from naist_dask_tui.core import limits as job_limits
 from naist_dask_tui.core import sge
 from naist_dask_tui.core.errors import ControllerError
 from naist_dask_tui.core.snapshot import ClusterSnapshot, JobRow, JobState, SgeJob
@@ -44,6 +47,61 @@ logger = logging.getLogger(__name__)
 ATTACH_TIMEOUT = 15.0  # seconds a client waits for (or tries to get back) a scheduler we attach to
 RETIRE_TIMEOUT = 120.0  # seconds to move a leaving job's data before deleting it anyway
 GONE_KEEP = 120.0  # seconds a vanished job stays listed as "gone"
+CLOSE_TIMEOUT = 15.0  # seconds close() waits for the cluster's own close before giving up on it
+# Submission is paced: at most SUBMIT_BATCH jobs are started together, and a batch starts at
+# most every SUBMIT_PAUSE seconds, so that a large request never floods the queue (or forks
+# thousands of local worker processes), and scale-down, close and signals act between batches.
+SUBMIT_BATCH = {"sge": 4, "local": 1}
+SUBMIT_PAUSE = {"sge": 1.0, "local": 0.0}
+
+
+class _DaemonExecutor:
+    """One background thread running submitted calls in order, like
+    ``ThreadPoolExecutor(1)``, but a daemon: a pass stuck in a hung ``qsub`` must not keep the
+    process alive at exit (concurrent.futures joins its threads at interpreter exit)."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._queue: deque[tuple[Future, Callable[[], object]]] = deque()
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._shutdown = False
+
+    def submit(self, fn: Callable[..., object], *args) -> Future:
+        fut: Future = Future()
+        with self._cond:
+            if self._shutdown:
+                fut.cancel()
+                return fut
+            self._queue.append((fut, lambda: fn(*args)))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
+                self._thread.start()
+            self._cond.notify()
+        return fut
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue and not self._shutdown:
+                    self._cond.wait()
+                if not self._queue:
+                    return
+                fut, call = self._queue.popleft()
+            if not fut.set_running_or_notify_cancel():
+                continue
+            try:
+                fut.set_result(call())
+            except BaseException as exc:  # noqa: BLE001 - handed to the future
+                fut.set_exception(exc)
+
+    def shutdown(self, wait: bool = False, cancel_futures: bool = True) -> None:
+        with self._cond:
+            self._shutdown = True
+            if cancel_futures:
+                while self._queue:
+                    self._queue.popleft()[0].cancel()
+            self._cond.notify_all()
 
 
 class _UniqueNames:
@@ -89,7 +147,9 @@ class ClusterController:
         self._adaptive: tuple[int, int] | None = None
         self._adapt_thread: threading.Thread | None = None
         self._adapt_stop = threading.Event()
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="ndtui-scale")
+        self._executor = _DaemonExecutor("ndtui-scale")
+        self._stopping = threading.Event()  # set by close(): submission stops between batches
+        self.limits: job_limits.Limits | None = None  # max_jobs in force (None: attached)
         self._pending_work: Future | None = None
         self._retiring: dict[str, float] = {}  # spec name -> since
         self._job_ids: dict[str, str] = {}  # spec name -> SGE job id (kept after the job left)
@@ -114,6 +174,8 @@ class ClusterController:
             from naist_dask_tui.core import preflight
 
             preflight.require_ready(s)  # bad queue/interface/qsub: no job submitted
+            self.limits = job_limits.resolve(s, "sge")
+            self._check_start_request(s)
             kwargs = dict(s.sge_cluster_kwargs())
             kwargs["scheduler_options"] = self._scheduler_options(kwargs.get("scheduler_options"))
             os.makedirs(s.log_dir, exist_ok=True)
@@ -126,9 +188,13 @@ class ClusterController:
             self.client = Client(self.cluster)
         else:
             local = s.resolved_for_local(os.cpu_count() or 1, psutil.virtual_memory().total)
+            self.limits = job_limits.resolve(local, "local")
+            if not local.explicit("jobs") and local.jobs > self.limits.max_jobs:
+                local = replace(local, jobs=self.limits.max_jobs)
             for note in getattr(local, "notes", ()):
                 self.notices.append(note)
             self.settings = local
+            self._check_start_request(local)
             opts = self._scheduler_options({})
             self.cluster = ConsoleLocalCluster(
                 n_workers=0,
@@ -143,6 +209,8 @@ class ClusterController:
                 silence_logs=logging.ERROR,
             )
             self.client = Client(self.cluster)
+        if self.cluster is not None:
+            self.cluster.sync(_shield_from_terminal_interrupt)
         s = self.settings
         if self.backend != "attach":
             if s.adapt_min is not None or s.adapt_max is not None:
@@ -150,6 +218,19 @@ class ClusterController:
                 self.adapt(lo, s.adapt_max if s.adapt_max is not None else max(lo, s.jobs))
             else:
                 self.scale(s.jobs)
+
+    def _check_start_request(self, s) -> None:
+        """The start's own request against max_jobs, before anything is submitted."""
+        if s.adapt_min is not None or s.adapt_max is not None:
+            lo = s.adapt_min or 0
+            hi = s.adapt_max if s.adapt_max is not None else max(lo, s.jobs)
+            self.limits.check(hi, f"adaptive maximum, from {s.origin_of('adapt_max')}")
+        else:
+            self.limits.check(s.jobs, f"from {s.origin_of('jobs')}")
+
+    @property
+    def max_jobs(self) -> int | None:
+        return self.limits.max_jobs if self.limits is not None else None
 
     def _scheduler_options(self, opts: dict | None) -> dict:
         opts = dict(opts or {})
@@ -246,6 +327,8 @@ class ClusterController:
         if jobs < 0:
             raise ValueError(f"jobs: {jobs} is negative; use 0 or more")
         self._require_scalable()
+        if self.limits is not None:
+            self.limits.check(jobs, "scale")
         self._stop_adaptive()
         with self._lock:
             self._target = jobs
@@ -287,14 +370,22 @@ class ClusterController:
         return [n for n in list(self.cluster.worker_spec) if n not in self._retiring]
 
     def _apply_target(self) -> None:
-        if self._closed or self.cluster is None:
+        """Bring the jobs to the newest target: up in paced batches (reading the target again
+        after each, so that a scale-down or close acts at once), down in one graceful step."""
+        batch = SUBMIT_BATCH.get(self.backend, 1)
+        pause = SUBMIT_PAUSE.get(self.backend, 0.0)
+        while not self._closed and self.cluster is not None:
+            target = self._target
+            active = self._active_names()
+            if len(active) < target:
+                began = time.monotonic()
+                self._add_jobs(min(batch, target - len(active)))
+                if len(self._active_names()) < self._target:
+                    self._stopping.wait(max(0.0, pause - (time.monotonic() - began)))
+                continue
+            if len(active) > target:
+                self._remove_jobs(self._choose_leaving(active, len(active) - target))
             return
-        target = self._target
-        active = self._active_names()
-        if len(active) < target:
-            self._add_jobs(target - len(active))
-        elif len(active) > target:
-            self._remove_jobs(self._choose_leaving(active, len(active) - target))
 
     def _add_jobs(self, k: int) -> None:
         cluster = self.cluster
@@ -435,6 +526,8 @@ class ClusterController:
         if minimum > maximum:
             raise ValueError(f"minimum jobs ({minimum}) is larger than maximum jobs ({maximum})")
         self._require_scalable()
+        if self.limits is not None:
+            self.limits.check(maximum, "adaptive maximum")
         self._stop_adaptive()
         with self._lock:
             self._adaptive = (minimum, maximum)
@@ -628,26 +721,28 @@ class ClusterController:
         return set(self._job_ids.values())
 
     # ------------------------------------------------------------------ close
-    def close(self, timeout: float = 60) -> None:
-        """Delete every job of this console (pending ones too) and close the cluster."""
+    def close(self, timeout: float = CLOSE_TIMEOUT) -> None:
+        """Delete every job of this console (pending ones too) and close the cluster.
+
+        Bounded in every state (a lost scheduler, thousands of jobs asked for, workers failing
+        to start): submission stops at once (between two paced batches), every job is deleted
+        with one ``qdel`` by id and by this console's job name, and the cluster's own close
+        gets ``timeout`` seconds; a cluster that does not close by then is left to the
+        process's exit (its jobs are already gone)."""
         if self._closed:
             return
         self._closed = True
+        self._stopping.set()
         self._adapt_stop.set()
         self._executor.shutdown(wait=False, cancel_futures=True)
-        errors = []
+        errors: list[BaseException] = []
         if self.backend == "sge":
             try:
                 self._delete_all_jobs()
             except Exception as exc:
                 errors.append(exc)
-        for closer in (self.client, self.cluster):
-            if closer is None:
-                continue
-            try:
-                closer.close(timeout=timeout) if closer is self.cluster else closer.close()
-            except Exception as exc:
-                errors.append(exc)
+            self._forget_deleted_jobs()
+        self._close_cluster(timeout, errors)
         if self.backend == "sge":
             try:  # anything qsub-ed while we were closing
                 self._delete_all_jobs()
@@ -657,6 +752,40 @@ class ClusterController:
             self._remove_credentials()
         if errors:
             logger.warning("errors while closing: %s", errors)
+
+    def _forget_deleted_jobs(self) -> None:
+        """The jobs are deleted already: the cluster's close must not ``qdel`` them again one
+        by one (a process spawn per job). dask-jobqueue's ``Job.close`` skips a job without an
+        id; a job whose ``qsub`` is still running gets its id later, and is deleted by name."""
+        cluster = self.cluster
+        if cluster is None:
+            return
+        for job in list(getattr(cluster, "workers", {}).values()):
+            if getattr(job, "job_id", None):
+                job.job_id = None
+
+    def _close_cluster(self, timeout: float, errors: list[BaseException]) -> None:
+        client, cluster = self.client, self.cluster
+
+        def close_both() -> None:
+            for closer in (client, cluster):
+                if closer is None:
+                    continue
+                try:
+                    closer.close(timeout=timeout)
+                except Exception as exc:
+                    errors.append(exc)
+
+        thread = threading.Thread(target=close_both, name="ndtui-close", daemon=True)
+        thread.start()
+        thread.join(timeout + 2.0)
+        if thread.is_alive():
+            errors.append(TimeoutError(f"the cluster did not close within {timeout:.0f} s"))
+            # distributed's own atexit would try again (and wait once more): it is ours to drop
+            with contextlib.suppress(Exception):
+                from distributed.deploy.spec import SpecCluster
+
+                SpecCluster._instances.discard(cluster)
 
     def _remove_credentials(self) -> None:
         # dask-jobqueue keeps the workers' credential files open as NamedTemporaryFiles on the
@@ -671,14 +800,13 @@ class ClusterController:
         shutil.rmtree(self._tls_dir, ignore_errors=True)
 
     def _delete_all_jobs(self) -> None:
-        ids = self.submitted_job_ids()
-        if self.job_name and sge.available():
-            try:
-                ids |= {j.job_id for j in sge.qstat() if j.name == self.job_name}
-            except sge.SgeError as exc:
-                logger.warning("qstat failed while closing: %s", exc)
-        if ids:
-            sge.qdel(sorted(ids))
+        """One ``qdel`` of every job id this console knows and of its job name (a job whose
+        ``qsub`` had not returned yet has no known id but has the name)."""
+        targets = sorted(self.submitted_job_ids())
+        if self.job_name:
+            targets.append(self.job_name)
+        if targets and sge.available():
+            sge.qdel(targets)
 
     def __enter__(self):
         self.start()
@@ -686,6 +814,24 @@ class ClusterController:
 
     def __exit__(self, *exc):
         self.close()
+
+
+async def _shield_from_terminal_interrupt() -> None:
+    """Run on the cluster's event loop thread: block SIGINT there. Processes started from that
+    thread (local workers, qsub) inherit the blocked signal, so a Ctrl+C in the terminal of a
+    headless console (sent to its whole process group) does not make every worker print a
+    KeyboardInterrupt traceback: the console stops them itself, in order. The main thread,
+    which handles the signal, is not affected.
+
+    multiprocessing's resource tracker is started first: starting it unblocks SIGINT again in
+    the thread that starts it."""
+    if not hasattr(signal, "pthread_sigmask"):
+        return
+    with contextlib.suppress(Exception):
+        from multiprocessing import resource_tracker
+
+        resource_tracker.ensure_running()
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
 
 
 def _submit_error(exc: BaseException) -> str:

@@ -62,6 +62,9 @@ class Settings:
     backend: str = "auto"  # auto | sge | local
     attach: str | None = None  # tcp://host:8786: attach to a running scheduler instead
     jobs: int = 10
+    # The ceiling on any request for jobs; None: from the backend (SGE: 2 x what the queue
+    # runs at once; local: the machine's cores). See core/limits.py.
+    max_jobs: int | None = None
     cores: int = 24  # per job
     processes: int = 1  # dask worker processes per job
     memory: str = "250GB"  # per job
@@ -500,6 +503,7 @@ _CONVERT: dict[str, Callable[[str, Any], Any]] = {
     "backend": _to_backend,
     "attach": _to_address,
     "jobs": lambda n, v: _to_int(n, v, 0),
+    "max_jobs": lambda n, v: _to_int(n, v, 1, optional=True),
     "cores": lambda n, v: _to_int(n, v, 1),
     "processes": lambda n, v: _to_int(n, v, 1),
     "memory": _to_memory,

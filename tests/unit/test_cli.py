@@ -98,6 +98,8 @@ def test_console_and_headless_dispatch(clean_env, monkeypatch, capsys):
                         types.SimpleNamespace(run_console=fake(0)))
     monkeypatch.setitem(sys.modules, "naist_dask_tui.core.headless",
                         types.SimpleNamespace(run_headless=fake(7)))
+    # what confirm_start asks is tested below; here only the dispatch
+    monkeypatch.setattr(cli, "confirm_start", lambda settings, **kw: settings)
     assert cli.main(["--jobs", "3"]) == 0
     assert cli.main(["--headless", "--profile", "local"]) == 7
     assert (seen[0].jobs, seen[1].profile) == (3, "local")

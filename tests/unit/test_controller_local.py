@@ -50,7 +50,7 @@ def workers(monitor) -> int:
 
 
 def test_start_scale_and_close(tmp_path):
-    c = ClusterController(local_settings(tmp_path, jobs=1))
+    c = ClusterController(local_settings(tmp_path, jobs=1, max_jobs=4))
     try:
         c.start()
         assert c.backend == "local"
@@ -225,3 +225,50 @@ def test_client_side_compute_uses_the_console_cluster(tmp_path):
     with ClusterController(local_settings(tmp_path, jobs=1)) as c:
         wait_until(lambda: len(c.client.scheduler_info(n_workers=-1)["workers"]) == 1)
         assert Client.current() is c.client
+
+
+def test_max_jobs_refuses_scale_adapt_and_start_in_one_line(tmp_path):
+    import os
+
+    from naist_dask_tui.core.limits import JobLimitError
+
+    cores = os.cpu_count() or 1
+    with ClusterController(local_settings(tmp_path, jobs=0)) as c:
+        assert c.max_jobs == cores  # local: the machine's cores
+        with pytest.raises(JobLimitError) as err:
+            c.scale(10000)
+        assert str(err.value).startswith(f"max_jobs: 10000 workers asked for (scale) is above max_jobs {cores}")
+        with pytest.raises(JobLimitError, match="max_jobs"):
+            c.adapt(0, cores + 1)
+        assert c.requested_jobs == 0 and c.adaptive is None and not c.cluster.worker_spec
+    # a start above the ceiling fails before any cluster exists
+    c = ClusterController(local_settings(tmp_path, jobs=3, max_jobs=2))
+    try:
+        with pytest.raises(JobLimitError, match=r"max_jobs: 3 workers asked for \(from --jobs\)"):
+            c.start()
+        assert c.cluster is None
+    finally:
+        c.close()
+
+
+def test_a_huge_request_is_paced_and_close_is_prompt(tmp_path):
+    """The reported case: 10000 local workers. With the ceiling raised, workers start one
+    at a time, and close() stops the submission at once and leaves no worker process."""
+    import psutil
+
+    me = psutil.Process()
+    c = ClusterController(local_settings(tmp_path, jobs=0, max_jobs=10000))
+    try:
+        c.start()
+        c.scale(10000)
+        time.sleep(2.0)
+        started = len(c.cluster.workers)
+        assert started <= 6, f"{started} workers started in 2 s: submission is not paced"
+        assert len(c.cluster.worker_spec) <= started + 1
+    finally:
+        t0 = time.monotonic()
+        c.close()
+        took = time.monotonic() - t0
+    assert took < 20, f"close took {took:.1f} s"
+    wait_until(lambda: not [p for p in me.children(recursive=True) if "resource_tracker" not in " ".join(p.cmdline())],
+               20, what="no worker process left")
