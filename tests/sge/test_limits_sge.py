@@ -239,3 +239,19 @@ def test_scale_dialog_refuses_above_max_jobs_and_asks_before_pending_jobs(tmp_pa
         assert not [j for j in sge.qstat(user="*") if j.name.endswith(f".{pid}")], "a job was submitted"
     finally:
         t.kill()
+
+
+def test_close_with_the_scheduler_lost_is_bounded_and_deletes_every_job(sge_settings):
+    c = ClusterController(sge_settings(jobs=2, job_extra_directives=["-pe smp 1", "-h"]))
+    try:
+        c.start()
+        wait_for(lambda: len([j for j in sge.qstat() if j.name == c.job_name]) == 2, 60,
+                 what="2 held jobs")
+        c.client.sync(c.cluster.scheduler.close)  # the scheduler goes away
+        time.sleep(1)
+    finally:
+        t0 = time.time()
+        c.close()
+        took = time.time() - t0
+    assert took < 20, f"close took {took:.1f} s"
+    wait_for(lambda: not [j for j in sge.qstat() if j.name == c.job_name], 10, what="qstat empty")

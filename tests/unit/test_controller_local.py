@@ -272,3 +272,22 @@ def test_a_huge_request_is_paced_and_close_is_prompt(tmp_path):
     assert took < 20, f"close took {took:.1f} s"
     wait_until(lambda: not [p for p in me.children(recursive=True) if "resource_tracker" not in " ".join(p.cmdline())],
                20, what="no worker process left")
+
+
+def test_close_with_the_scheduler_lost_is_bounded(tmp_path):
+    import psutil
+
+    me = psutil.Process()
+    c = ClusterController(local_settings(tmp_path, jobs=1))
+    try:
+        c.start()
+        wait_until(lambda: len(c.cluster.scheduler.workers) == 1, what="1 worker")
+        c.client.sync(c.cluster.scheduler.close)
+        time.sleep(0.5)
+    finally:
+        t0 = time.monotonic()
+        c.close()
+        took = time.monotonic() - t0
+    assert took < 20, f"close took {took:.1f} s"
+    wait_until(lambda: not [p for p in me.children(recursive=True) if "resource_tracker" not in " ".join(p.cmdline())],
+               20, what="no worker process left")
