@@ -766,6 +766,13 @@ class ClusterController:
 
     def _close_cluster(self, timeout: float, errors: list[BaseException]) -> None:
         client, cluster = self.client, self.cluster
+        scheduler = getattr(cluster, "scheduler", None)
+        if scheduler is not None and getattr(scheduler, "status", Status.running) in (
+            Status.closed, Status.closing, Status.failed
+        ):
+            # The scheduler is gone already (the "lost" state): asking it to terminate would
+            # wait for a connection until distributed's connect timeout (30 s).
+            cluster.shutdown_scheduler = False
 
         def close_both() -> None:
             for closer in (client, cluster):
