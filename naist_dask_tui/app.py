@@ -481,7 +481,9 @@ class ConsoleApp(App[int]):
     def show_job_log(self, job: JobRow) -> None:
         from naist_dask_tui.screens.log_tail import LogTailScreen
 
-        self.push_screen(LogTailScreen(f"job {job.job_id or job.name}", job.log_path))
+        backend = getattr(self.controller, "backend", "sge")
+        noun = "worker" if backend == "local" else "job"
+        self.push_screen(LogTailScreen(f"{noun} {job.job_id or job.name}", job.log_path, backend=backend))
 
     def action_help(self) -> None:
         from naist_dask_tui.screens.help import HelpScreen

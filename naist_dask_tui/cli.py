@@ -149,6 +149,24 @@ def _check(settings: Settings) -> int:
     return 1 if any(check.failed for check in checks) else 0
 
 
+def _show_settings(settings: Settings) -> int:
+    """Every setting and its source, as the resolved backend will use them."""
+    from naist_dask_tui.core import limits
+
+    backend = settings.resolved_backend()
+    if backend == "local":
+        local, lim = limits.local_view(settings)
+        print("\n".join(local.describe(backend="local")))
+    else:
+        print("\n".join(settings.describe()))
+        lim = limits.resolve(settings, "sge") if backend == "sge" else None
+    print(f"{'backend (resolved)':<21} {backend}")
+    if lim is not None:
+        unit = "jobs" if backend == "sge" else "workers"
+        print(f"{'max_jobs (in force)':<21} {f'{lim.max_jobs} {unit}':<28} {lim.origin}")
+    return 0
+
+
 def _describe(item) -> str:
     return f"job {item.job.job_id} ({item.job.name}, {item.job.state.value})"
 
@@ -320,9 +338,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if getattr(args, "check", False):
             return _check(settings)
         if getattr(args, "show_settings", False):
-            print("\n".join(settings.describe()))
-            print(f"{'backend (resolved)':<21} {settings.resolved_backend()}")
-            return 0
+            return _show_settings(settings)
         headless = getattr(args, "headless", False)
         interactive = not headless and sys.stdin.isatty()
         _offer_cleanup(settings, interactive=interactive)

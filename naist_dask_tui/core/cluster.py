@@ -187,10 +187,7 @@ class ClusterController:
             self.cluster = ConsoleSGECluster(**kwargs)
             self.client = Client(self.cluster)
         else:
-            local = s.resolved_for_local(os.cpu_count() or 1, psutil.virtual_memory().total)
-            self.limits = job_limits.resolve(local, "local")
-            if not local.explicit("jobs") and local.jobs > self.limits.max_jobs:
-                local = replace(local, jobs=self.limits.max_jobs)
+            local, self.limits = job_limits.local_view(s)
             for note in getattr(local, "notes", ()):
                 self.notices.append(note)
             self.settings = local

@@ -191,6 +191,40 @@ def local_capacity(cpu_count: int | None = None) -> Capacity:
     return Capacity(cores, f"this machine ({cores} cores)")
 
 
+def _total_memory() -> int:
+    import psutil
+
+    return int(psutil.virtual_memory().total)
+
+
+def local_view(settings, cpu_count: int | None = None, total_memory: int | None = None):
+    """(settings sized for a LocalCluster here, their Limits): what ``--backend local`` runs.
+
+    The workers' memory limits add up to no more than the machine has: without ``--memory``
+    each worker gets 80% of the RAM divided by ``max_jobs``; with it, the default ``max_jobs``
+    is what fits, and an explicit ``max_jobs`` that does not fit is refused."""
+    from dask.utils import format_bytes
+
+    cores = cpu_count or os.cpu_count() or 1
+    total = total_memory or _total_memory()
+    capacity = local_capacity(cores)
+    fmt = lambda n: format_bytes(int(n)).replace(" ", "")  # noqa: E731
+    if settings.explicit("memory"):
+        per = settings.memory_bytes
+        fits = max(1, total // per)
+        if settings.max_jobs is not None and settings.max_jobs * per > total:
+            raise JobLimitError(
+                "max_jobs",
+                f"{settings.max_jobs} local workers x memory {settings.memory} is more than this "
+                f"machine's {fmt(total)}; use max_jobs {fits} or less, or a smaller --memory",
+                settings.origin_of("max_jobs"),
+            )
+        if settings.max_jobs is None and fits < cores:
+            capacity = Capacity(fits, f"this machine ({fmt(total)} for workers of {settings.memory})")
+    lim = resolve(settings, "local", capacity)
+    return settings.resolved_for_local(cores, total, max_workers=lim.max_jobs), lim
+
+
 def resolve(settings, backend: str, capacity: Capacity | None = None) -> Limits:
     """The ``max_jobs`` in force for ``backend`` ("sge" or "local")."""
     if capacity is None:
@@ -198,7 +232,7 @@ def resolve(settings, backend: str, capacity: Capacity | None = None) -> Limits:
     if settings.max_jobs is not None:
         return Limits(settings.max_jobs, f"from {settings.origin_of('max_jobs')}", capacity, backend)
     if backend != "sge":
-        return Limits(max(1, capacity.runnable or 1), f"the cores of {capacity.detail}", capacity, backend)
+        return Limits(max(1, capacity.runnable or 1), f"what {capacity.detail} holds", capacity, backend)
     if capacity.runnable is None:
         return Limits(
             FALLBACK_MAX_JOBS,

@@ -223,19 +223,25 @@ class Settings:
             kwargs["shared_temp_directory"] = self.tls_dir
         return kwargs
 
-    def resolved_for_local(self, cpu_count: int, total_memory: int) -> Settings:
+    def resolved_for_local(
+        self, cpu_count: int, total_memory: int, max_workers: int | None = None
+    ) -> Settings:
         """Values for a LocalCluster on this machine.
 
         The built-in profile describes 24-core, 250 GB cluster nodes; on a laptop those make no
         sense, so what came only from a built-in profile is sized to the machine: 2 workers,
-        half the CPUs each, 80% of the RAM shared. Whatever the user set is kept.
+        half the CPUs each, 80% of the RAM shared by as many workers as may run (``max_workers``,
+        the local ``max_jobs``; default: the starting workers), so that the workers' memory
+        limits never add up to more than the machine has. Whatever the user set is kept.
         """
         changes: dict[str, Any] = {}
         notes: list[str] = []
         jobs = self.jobs
-        if not self.explicit("jobs") and jobs != 2:
-            jobs = changes["jobs"] = 2
-            notes.append(f"jobs {self.jobs} -> 2 local workers (the profile's value is for SGE)")
+        if not self.explicit("jobs"):
+            start = min(2, max_workers) if max_workers else 2
+            if jobs != start:
+                jobs = changes["jobs"] = start
+                notes.append(f"jobs {self.jobs} -> {start} local workers (the profile's value is for SGE)")
         if not self.explicit("cores"):
             per = max(1, cpu_count // 2)
             cores = max(self.processes, per - per % self.processes)
@@ -245,12 +251,14 @@ class Settings:
         if not self.explicit("memory"):
             from dask.utils import format_bytes
 
-            memory = format_bytes(int(total_memory * 0.8 / max(jobs, 1))).replace(" ", "")
+            shared = max(jobs, max_workers or 0, 1)
+            memory = format_bytes(int(total_memory * 0.8 / shared)).replace(" ", "")
             if memory != self.memory:
                 changes["memory"] = memory
+                by = f"up to {shared} workers, max_jobs" if max_workers else str(shared)
                 notes.append(
                     f"memory {self.memory} -> {memory} per worker (80% of "
-                    f"{format_bytes(total_memory).replace(' ', '')} shared by {max(jobs, 1)})"
+                    f"{format_bytes(total_memory).replace(' ', '')} shared by {by})"
                 )
         if not changes:
             return self
@@ -267,22 +275,33 @@ class Settings:
             notes=self.notes + tuple(notes),
         )
 
-    def describe(self) -> list[str]:
-        """One line per setting: name, value, where it came from."""
+    def describe(self, backend: str | None = None) -> list[str]:
+        """One line per setting: name, value, where it came from. For ``backend`` "local" the
+        settings only SGE uses are left out (and named once)."""
         lines = []
+        skip = SGE_ONLY if backend == "local" else ()
         for f in _FIELDS:
+            if f.name in skip:
+                continue
             value = getattr(self, f.name)
             if isinstance(value, tuple):
                 value = " ".join(repr(v) for v in value) or "()"
             elif value is None:
-                value = "-"
+                value = "auto (from the backend)" if f.name == "max_jobs" else "-"
             lines.append(f"{f.name:<21} {str(value):<28} {self.origin_of(f.name)}")
         lines.append(f"{'log_dir':<21} {self.log_dir}")
         lines.extend(f"note: {n}" for n in self.notes)
+        if skip:
+            lines.append(f"note: not used by a local cluster: {', '.join(skip)}")
         return lines
 
 
 _FIELDS = [f for f in dataclasses.fields(Settings) if f.name not in ("sources", "origins", "notes")]
+# Settings only an SGE cluster uses (a local cluster ignores them).
+SGE_ONLY = (
+    "queue", "project", "walltime", "lifetime", "interface", "scheduler_interface",
+    "job_extra_directives", "resource_spec", "worker_extra_args", "tls", "skip_interface_check",
+)
 FIELD_NAMES = tuple(f.name for f in _FIELDS)
 
 BUILTIN_PROFILES: dict[str, dict[str, Any]] = {

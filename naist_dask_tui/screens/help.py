@@ -10,9 +10,10 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 INTRO = """\
-[b]naist-dask-tui[/b]: your Dask cluster on SGE, from this terminal.
-Jobs are SGE jobs; each runs dask workers. Scaling down retires workers (their data moves)
-before the job is deleted. Quitting (q, Ctrl+C, or a dropped SSH session) deletes every job.
+[b]naist-dask-tui[/b]: your Dask cluster, from this terminal.
+On SGE a job runs dask workers; on a local cluster a job is one worker process. Scaling down
+retires workers (their data moves) first. Quitting (q, Ctrl+C, or a dropped SSH session)
+deletes every job and stops every worker.
 """
 
 

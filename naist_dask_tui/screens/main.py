@@ -21,6 +21,7 @@ from naist_dask_tui.widgets.memory_panel import MemoryPanel
 from naist_dask_tui.widgets.spill_panel import SpillPanel
 from naist_dask_tui.widgets.status_bar import StatusBar
 from naist_dask_tui.widgets.workers_table import WorkersTable
+from naist_dask_tui.words import jobs_panel_title
 
 if TYPE_CHECKING:
     from naist_dask_tui.app import ConsoleApp
@@ -92,7 +93,7 @@ class MainScreen(Screen[None]):
             "workers-panel": "Workers",
             "memory-panel": "Memory",
             "spill-panel": "Spill to disk",
-            "jobs-panel": "SGE jobs",
+            "jobs-panel": jobs_panel_title(getattr(self.console.controller, "backend", "sge")),
             "compute-panel": "Compute",
         }
         for panel_id, title in titles.items():

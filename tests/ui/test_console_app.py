@@ -195,3 +195,10 @@ async def test_requests_above_max_jobs_are_refused_in_one_line(local_controller)
         messages = [n.message for n in list(app._notifications)[notified:]]
         assert any(m.startswith("max_jobs: 5 workers asked for") for m in messages), messages
         assert local_controller.requested_jobs == 4 and local_controller.adaptive is None
+
+
+async def test_local_backend_speaks_of_workers_not_sge(local_controller):
+    app = make_app(local_controller.settings, local_controller)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: table(app).total_count == 1, what="the first worker")
+        assert app.main.query_one("#jobs-panel").border_title == "Local workers"

@@ -291,3 +291,15 @@ def test_close_with_the_scheduler_lost_is_bounded(tmp_path):
     assert took < 20, f"close took {took:.1f} s"
     wait_until(lambda: not [p for p in me.children(recursive=True) if "resource_tracker" not in " ".join(p.cmdline())],
                20, what="no worker process left")
+
+
+def test_local_workers_memory_limits_add_up_to_no_more_than_the_machine(tmp_path):
+    import psutil
+
+    s = load_settings(dict(backend="local", local_directory=str(tmp_path)), env={})
+    with ClusterController(s) as c:
+        c.scale(c.max_jobs)
+        m = Monitor(c)
+        wait_until(lambda: workers(m) == c.max_jobs, 90, what=f"{c.max_jobs} workers")
+        limits = [w.memory_limit for w in m.poll().cluster.workers]
+        assert all(limits) and sum(limits) <= psutil.virtual_memory().total

@@ -104,3 +104,19 @@ def test_bad_max_jobs_is_one_line_naming_the_field(value):
     with pytest.raises(Exception) as err:
         load_settings({"max_jobs": value}, env={}, dask_config={})
     assert str(err.value).startswith(f"max_jobs: ") and "(from --max-jobs)" in str(err.value)
+
+
+def test_local_view_keeps_the_workers_memory_within_the_machine():
+    GiB = 2**30
+    s = load_settings({"backend": "local"}, env={}, dask_config={})
+    local, lim = limits.local_view(s, cpu_count=8, total_memory=16 * GiB)
+    assert lim.max_jobs == 8 and local.jobs == 2
+    assert local.memory_bytes * lim.max_jobs <= 16 * GiB
+    # an explicit --memory: the default ceiling is what fits
+    local, lim = limits.local_view(settings(backend="local", memory="6GiB"), cpu_count=8,
+                                   total_memory=16 * GiB)
+    assert lim.max_jobs == 2 and local.memory == "6GiB" and "16.00GiB for workers of 6GiB" in lim.origin
+    # both explicit and too much: refused, naming max_jobs
+    with pytest.raises(limits.JobLimitError, match=r"^max_jobs: 4 local workers x memory 6GiB is more"):
+        limits.local_view(settings(backend="local", memory="6GiB", max_jobs=4), cpu_count=8,
+                          total_memory=16 * GiB)
