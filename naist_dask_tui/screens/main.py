@@ -223,8 +223,9 @@ class MainScreen(Screen[None]):
 
     def _update_subtitle(self) -> None:
         table = self.workers_table
+        field = f" ({table.filter_field})" if getattr(table, "filter_field", "") else ""
         subtitle = (
-            f"{table.row_count} of {table.total_count} match /{table.filter_text}"
+            f"{table.row_count} of {table.total_count} match /{table.filter_text}{field}"
             if table.filter_text
             else f"{table.total_count} workers"
         )

@@ -190,6 +190,7 @@ class ComputePane(Vertical):
         self._echo(number, code, persist)
         self._set_running(True)
         self.progress_view.status = "submitting…"
+        self.progress_view.outcome = ""
         self.progress_view.snapshot = None
         self._run_started = time.monotonic()
         self._progress_timer = self.set_interval(PROGRESS_INTERVAL, self._poll_progress)
@@ -285,6 +286,9 @@ class ComputePane(Vertical):
     def on_compute_pane_run_finished(self, message: RunFinished) -> None:
         result = message.result
         self._stop_progress_timer()
+        self.progress_view.outcome = {"ok": "done", "error": "failed", "refused": "refused"}.get(
+            result.status, result.status
+        )
         if result.progress is not None:
             self.progress_view.snapshot = result.progress
         elif self.session is not None:

@@ -17,6 +17,19 @@ from naist_dask_tui.core.progress import GroupProgress, ProgressSnapshot
 
 NAME_WIDTH = 24
 MAX_GROUPS = 12  # the busiest groups are shown when a graph has more
+# dask's internal task groups, shown by what they do
+_INTERNAL_NAMES = (
+    ("finalize-hlgfinalizecompute", "finalize (gather)"),
+    ("finalize-", "finalize"),
+)
+
+
+def display_name(name: str) -> str:
+    """A task group's name as a person reads it (dask's internal names made short)."""
+    for prefix, shown in _INTERNAL_NAMES:
+        if name.startswith(prefix):
+            return shown
+    return name
 
 
 def _fmt_int(n: int) -> str:
@@ -56,6 +69,8 @@ class ProgressView(Widget):
 
     snapshot: reactive[ProgressSnapshot | None] = reactive(None, layout=True)
     status: reactive[str] = reactive("", layout=True)  # shown when there is no snapshot
+    # how the run ended, for the overall row: "done", "failed", "cancelled" ("" while running)
+    outcome: reactive[str] = reactive("")
 
     def update_snapshot(self, snapshot: ProgressSnapshot | None) -> None:
         self.snapshot = snapshot
@@ -87,7 +102,8 @@ class ProgressView(Widget):
         return bar
 
     def _group_row(self, g: GroupProgress, bar_width: int) -> list[RenderableType]:
-        name = g.name if len(g.name) <= NAME_WIDTH else g.name[: NAME_WIDTH - 1] + "…"
+        name = display_name(g.name)
+        name = name if len(name) <= NAME_WIDTH else name[: NAME_WIDTH - 1] + "…"
         counts = Text(f"{_fmt_int(g.done)}/{_fmt_int(g.total)}", no_wrap=True)
         extra = Text(no_wrap=True)
         if g.erred:
@@ -133,7 +149,12 @@ class ProgressView(Widget):
         if hidden:
             table.add_row(Text(f"(+{hidden} groups)", self._style("muted")), "", "", "")
         pct = f"{100 * snap.fraction:.0f}%"
-        state = "done" if snap.finished else "running"
+        if not snap.finished:
+            state = "running"
+        elif self.outcome:
+            state = self.outcome
+        else:
+            state = "failed" if snap.erred else "done"
         table.add_row(
             Text(f"overall ({state})", Style(bold=True), no_wrap=True),
             self._bar(bar_width, snap.total, snap.done, snap.erred, snap.processing),
