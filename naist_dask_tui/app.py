@@ -134,6 +134,9 @@ class ConsoleApp(App[int]):
     ) -> None:
         super().__init__()
         self.settings = settings
+        from naist_dask_tui.keymap import apply as apply_keymap  # (issue 9) the [keys] table
+
+        apply_keymap(self, getattr(settings, "keys", None))
         self.controller = controller
         if monitor is None and controller is not None:
             from naist_dask_tui.core.monitor import Monitor
@@ -486,19 +489,10 @@ class ConsoleApp(App[int]):
         self.push_screen(LogTailScreen(f"{noun} {job.job_id or job.name}", job.log_path, backend=backend))
 
     def action_help(self) -> None:
+        from naist_dask_tui.keymap import help_sections
         from naist_dask_tui.screens.help import HelpScreen
-        from naist_dask_tui.screens.main import MainScreen
-        from naist_dask_tui.widgets.row_table import RowTable
 
-        self.push_screen(
-            HelpScreen(
-                [
-                    ("Cluster", [b for b in MainScreen.BINDINGS if not isinstance(b, tuple)]),
-                    ("Tables (workers, spill, jobs)", list(RowTable.BINDINGS)),  # type: ignore[arg-type]
-                    ("Anywhere", list(self.BINDINGS)),  # type: ignore[arg-type]
-                ]
-            )
-        )
+        self.push_screen(HelpScreen(help_sections(self)))  # (issue 9: keymap.py has the sections)
 
     # ---- quitting ---------------------------------------------------------------------------
 

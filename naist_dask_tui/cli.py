@@ -149,6 +149,17 @@ def _check(settings: Settings) -> int:
     return 1 if any(check.failed for check in checks) else 0
 
 
+def _checked_keys(settings: Settings) -> Settings:
+    """The config file's [keys] table, checked against the console's binding ids."""
+    if not settings.keys:
+        return settings
+    from dataclasses import replace
+
+    from naist_dask_tui.keymap import validate
+
+    return replace(settings, keys=validate(settings.keys, f"{settings.config_path} [keys]"))
+
+
 def _show_settings(settings: Settings) -> int:
     """Every setting and its source, as the resolved backend will use them."""
     from naist_dask_tui.core import limits
@@ -340,6 +351,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if getattr(args, "show_settings", False):
             return _show_settings(settings)
         headless = getattr(args, "headless", False)
+        if not headless:
+            settings = _checked_keys(settings)  # a bad [keys] entry: before anything is asked
         interactive = not headless and sys.stdin.isatty()
         _offer_cleanup(settings, interactive=interactive)
         settings = confirm_start(

@@ -96,6 +96,10 @@ class Settings:
     origins: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
     # What resolved_for_local() changed, to show the user.
     notes: tuple[str, ...] = field(default=(), compare=False, repr=False)
+    # The config file's [keys] table (binding id -> keys), checked by naist_dask_tui.keymap
+    # (the binding ids live in the screen's modules), and the file it came from.
+    keys: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+    config_path: str | None = field(default=None, compare=False, repr=False)
 
     # -- derived values ----------------------------------------------------------------------
 
@@ -296,7 +300,10 @@ class Settings:
         return lines
 
 
-_FIELDS = [f for f in dataclasses.fields(Settings) if f.name not in ("sources", "origins", "notes")]
+_FIELDS = [
+    f for f in dataclasses.fields(Settings)
+    if f.name not in ("sources", "origins", "notes", "keys", "config_path")
+]
 # Settings only an SGE cluster uses (a local cluster ignores them).
 SGE_ONLY = (
     "queue", "project", "walltime", "lifetime", "interface", "scheduler_interface",
@@ -683,6 +690,7 @@ class _ConfigFile:
     top: Layer
     profile: tuple[str, str] | None  # (name, origin)
     profiles: dict[str, tuple[Layer, str | None, str]]  # name -> (values, inherits, origin)
+    keys: dict[str, Any] = field(default_factory=dict)  # the [keys] table, raw
 
 
 def _check_keys(table: Mapping[str, Any], allowed: set[str], where: str, path: Path) -> Layer:
@@ -715,6 +723,9 @@ def read_config_file(path: Path | None, explicit: bool) -> _ConfigFile:
     except OSError as e:
         raise SettingsError("config", f"{path} cannot be read: {e.strerror or e}") from None
 
+    keys = data.pop("keys", None)
+    if keys is not None and not isinstance(keys, dict):
+        raise SettingsError("keys", f"must be a table ([keys], binding id = \"key\") in {path}", str(path))
     allowed = set(FIELD_NAMES) | {"profiles"}
     top = _check_keys(data, allowed, "", path)
     profile = None
@@ -735,7 +746,7 @@ def read_config_file(path: Path | None, explicit: bool) -> _ConfigFile:
             if inherits is not None and not isinstance(inherits, str):
                 raise SettingsError("inherits", f"{inherits!r} is not a profile name{where} in {path}", str(path))
             profiles[name] = (values, inherits, f"{path}{where}")
-    return _ConfigFile(path, top, profile, profiles)
+    return _ConfigFile(path, top, profile, profiles, dict(keys or {}))
 
 
 def profile_layer(name: str, source: str, config: _ConfigFile) -> Layer:
@@ -854,7 +865,9 @@ def load_settings(
     sources["profile"], origins["profile"] = profile_source
 
     settings = Settings(
-        **values, sources=types.MappingProxyType(sources), origins=types.MappingProxyType(origins)
+        **values, sources=types.MappingProxyType(sources), origins=types.MappingProxyType(origins),
+        keys=types.MappingProxyType(config.keys),
+        config_path=str(config.path) if config.path is not None else None,
     )
     _check_together(settings)
     return settings

@@ -10,17 +10,18 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 INTRO = """\
-[b]naist-dask-tui[/b]: your Dask cluster, from this terminal.
-On SGE a job runs dask workers; on a local cluster a job is one worker process. Scaling down
-retires workers (their data moves) first. Quitting (q, Ctrl+C, or a dropped SSH session)
-deletes every job and stops every worker.
+[b]naist-dask-tui[/b]: your Dask cluster, from this terminal. \
+On SGE a job runs dask workers; on a local cluster a job is one worker process. \
+Scaling down retires workers (their data moves) first. \
+Quitting (q, Ctrl+C, or a dropped SSH session) deletes every job and stops every worker.
 """
 
 
 def _key_display(binding: Binding) -> str:
-    names = {"plus": "+", "minus": "-", "slash": "/", "question_mark": "?", "escape": "Esc"}
+    names = {"plus": "+", "minus": "-", "slash": "/", "question_mark": "?", "escape": "Esc",
+             "equals_sign": "=", "ctrl+pagedown": "ctrl+PgDn", "ctrl+pageup": "ctrl+PgUp"}
     keys = binding.key_display or ", ".join(names.get(k, k) for k in binding.key.split(","))
-    return keys
+    return keys.replace("^", "ctrl+")
 
 
 def help_markup(sections: list[tuple[str, list[Binding]]]) -> str:
@@ -28,10 +29,13 @@ def help_markup(sections: list[tuple[str, list[Binding]]]) -> str:
     for title, bindings in sections:
         lines.append(f"[b $accent]{escape(title)}[/]")
         for b in bindings:
-            if b.description:
-                lines.append(f"  [b]{escape(_key_display(b)):>12}[/b]  {escape(b.description)}")
+            text = b.tooltip or b.description  # the footer's words are short; help says more
+            if text:
+                lines.append(f"  [b]{escape(_key_display(b)):>12}[/b]  {escape(text)}")
         lines.append("")
     lines.append("Ctrl+P opens the command palette with the same actions.  Esc or ? closes this.")
+    lines.append("Keys can be rebound in the config file: a [keys] table of binding id = \"keys\"")
+    lines.append("(the ids: " + ", ".join(sorted({b.id for _, bs in sections for b in bs if b.id})) + ").")
     return "\n".join(lines)
 
 

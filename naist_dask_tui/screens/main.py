@@ -12,10 +12,11 @@ from textual.binding import Binding
 from textual.containers import Container, Vertical
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import Footer, Input, Static, Tab, Tabs
+from textual.widgets import Input, Static, Tab, Tabs
 
 from naist_dask_tui.core.snapshot import ConsoleSnapshot, JobState
 from naist_dask_tui.history import ClusterTotals, MemoryHistory
+from naist_dask_tui.widgets.footer import ConsoleFooter
 from naist_dask_tui.widgets.jobs_table import JobsTable, job_views
 from naist_dask_tui.widgets.memory_panel import MemoryPanel
 from naist_dask_tui.widgets.spill_panel import SpillPanel
@@ -32,16 +33,24 @@ WIDE_MIN = (160, 40)  # columns, rows from which the overview panels are shown s
 
 
 class MainScreen(Screen[None]):
+    # The whole key map (and why these keys) is in naist_dask_tui/keymap.py; descriptions are
+    # short: the footer shows them at 80 columns.
     BINDINGS = [
-        Binding("q", "app.request_quit", "Quit", id="main.quit"),
-        Binding("plus,equals_sign", "app.scale_up", "Job +1", key_display="+", id="main.scale_up"),
-        Binding("minus", "app.scale_down", "Job -1", key_display="-", id="main.scale_down"),
-        Binding("s", "app.scale_to", "Scale to…", id="main.scale_to"),
-        Binding("a", "app.toggle_adaptive", "Adaptive", id="main.adaptive"),
-        Binding("r", "retire", "Retire job", id="main.retire"),
-        Binding("slash", "filter", "Filter", key_display="/", id="main.filter"),
-        Binding("l", "job_log", "Job log", id="main.job_log"),
-        Binding("question_mark", "app.help", "Help", key_display="?", id="main.help"),
+        Binding("q", "app.request_quit", "Quit", tooltip="Quit: close the cluster, delete every job", id="main.quit"),
+        Binding("plus,equals_sign", "app.scale_up", "Job+", key_display="+", tooltip="Job +1: one job more", id="main.scale_up"),
+        Binding("minus", "app.scale_down", "Job-", key_display="-", tooltip="Job -1: one job less (graceful)", id="main.scale_down"),
+        Binding("s", "app.scale_to", "Scale", tooltip="Scale to an exact number of jobs", id="main.scale_to"),
+        Binding("a", "app.toggle_adaptive", "Adapt", tooltip="Adaptive scaling on/off", id="main.adaptive"),
+        Binding("slash", "filter", "Filter", key_display="/", tooltip="Filter the workers (name and job first)", id="main.filter"),
+        Binding("l", "job_log", "Log", tooltip="Job log: follow the selected job's output", id="main.job_log"),
+        Binding("question_mark", "app.help", "Help", key_display="?", tooltip="Help: every key", id="main.help"),
+        Binding("f1", "app.help", "Help", tooltip="Help (also from the editor)", id="main.help_f1"),
+        # priority: scroll views (the editor, the tables) would page sideways on these keys
+        Binding("ctrl+pagedown", "cycle_panel(1)", "Panel", key_display="^PgDn", priority=True,
+                tooltip="Next panel (also from the editor)", id="main.next_panel"),
+        Binding("ctrl+pageup", "cycle_panel(-1)", "Previous panel", show=False, priority=True,
+                id="main.previous_panel"),
+        Binding("r", "retire", "Retire job", show=False, tooltip="Retire job: the selected worker's job, gracefully", id="main.retire"),
         Binding("1", "show_panel('workers')", "Workers panel", show=False, id="main.panel_workers"),
         Binding("2", "show_panel('memory')", "Memory panel", show=False, id="main.panel_memory"),
         Binding("3", "show_panel('spill')", "Spill panel", show=False, id="main.panel_spill"),
@@ -86,7 +95,7 @@ class MainScreen(Screen[None]):
                 yield self._compute or Static(
                     "The compute pane is not available in this build.", id="compute-placeholder"
                 )
-        yield Footer()
+        yield ConsoleFooter(compact=True)
 
     def on_mount(self) -> None:
         titles = {
@@ -130,6 +139,10 @@ class MainScreen(Screen[None]):
 
     def action_show_panel(self, name: str) -> None:
         self.query_one(Tabs).active = name
+
+    def action_cycle_panel(self, step: int) -> None:
+        i = PANELS.index(self.active_panel) if self.active_panel in PANELS else 0
+        self.action_show_panel(PANELS[(i + step) % len(PANELS)])
 
     def on_tabs_tab_activated(self, event: Tabs.TabActivated) -> None:
         if event.tab is None or event.tab.id is None:

@@ -71,6 +71,9 @@ class ProgressView(Widget):
     status: reactive[str] = reactive("", layout=True)  # shown when there is no snapshot
     # how the run ended, for the overall row: "done", "failed", "cancelled" ("" while running)
     outcome: reactive[str] = reactive("")
+    # at most 3 lines (the overall bar with its rate, and the 2 groups in flight): the compute
+    # pane sets it on a small terminal so that the output stays in sight
+    compact: reactive[bool] = reactive(False, layout=True)
 
     def update_snapshot(self, snapshot: ProgressSnapshot | None) -> None:
         self.snapshot = snapshot
@@ -137,16 +140,17 @@ class ProgressView(Widget):
         table.add_column(width=counts_w, justify="right", no_wrap=True)
         table.add_column(no_wrap=True, overflow="ellipsis", max_width=max(extra_w, width - NAME_WIDTH - bar_width - counts_w - 3))
         groups = list(snap.groups)
-        if len(groups) > MAX_GROUPS:
+        limit = 2 if self.compact else MAX_GROUPS
+        if len(groups) > limit:
             # the groups still in flight first, then the biggest
             groups.sort(key=lambda g: (g.done == g.total, -g.total))
-            hidden = len(groups) - MAX_GROUPS
-            groups = groups[:MAX_GROUPS]
+            hidden = len(groups) - limit
+            groups = groups[:limit]
         else:
             hidden = 0
         for g in groups:
             table.add_row(*self._group_row(g, bar_width))
-        if hidden:
+        if hidden and not self.compact:
             table.add_row(Text(f"(+{hidden} groups)", self._style("muted")), "", "", "")
         pct = f"{100 * snap.fraction:.0f}%"
         if not snap.finished:
@@ -155,12 +159,19 @@ class ProgressView(Widget):
             state = self.outcome
         else:
             state = "failed" if snap.erred else "done"
+        if self.compact:
+            # the tail's figures go on the overall row: 3 lines in all
+            pct = f"{pct} {_fmt_seconds(snap.elapsed)} {snap.rate:,.0f}/s"
+            if snap.erred:
+                pct += f" ✗{_fmt_int(snap.erred)}"
         table.add_row(
             Text(f"overall ({state})", Style(bold=True), no_wrap=True),
             self._bar(bar_width, snap.total, snap.done, snap.erred, snap.processing),
             Text(f"{_fmt_int(snap.done)}/{_fmt_int(snap.total)}", Style(bold=True), no_wrap=True),
-            Text(pct, Style(bold=True)),
+            Text(pct, Style(bold=True), no_wrap=True, overflow="ellipsis"),
         )
+        if self.compact:
+            return table
         tail = Text(no_wrap=True, overflow="ellipsis")
         tail.append(f"elapsed {_fmt_seconds(snap.elapsed)} · {snap.rate:,.1f} tasks/s")
         if snap.processing:

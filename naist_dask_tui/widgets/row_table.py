@@ -69,8 +69,8 @@ class RowTable(ScrollView, Generic[R], can_focus=True):
         Binding("pagedown", "page(1)", "Page down", show=False, id="table.page_down"),
         Binding("home", "first", "First row", show=False, id="table.first"),
         Binding("end", "last", "Last row", show=False, id="table.last"),
-        Binding("o", "sort_next", "Sort", id="table.sort_next"),
-        Binding("O", "sort_reverse", "Reverse", show=False, id="table.sort_reverse"),
+        Binding("o", "sort_next", "Sort by the next column", show=False, id="table.sort_next"),
+        Binding("O", "sort_reverse", "Reverse the sort", show=False, id="table.sort_reverse"),
     ]
 
     cursor = reactive(0, always_update=False, repaint=False)

@@ -207,7 +207,7 @@ def test_a_large_request_is_paced_and_a_signal_ends_it_within_30s(tmp_path, sign
 
 @pytest.mark.skipif(not __import__("shutil").which("tmux"), reason="tmux not installed")
 def test_scale_dialog_refuses_above_max_jobs_and_asks_before_pending_jobs(tmp_path):
-    from .test_tui_tmux import Tmux, until
+    from tests.tmux_helper import Tmux, until
 
     n = runnable() + 1
     t = Tmux(tmp_path, "limits")

@@ -252,15 +252,16 @@ def test_max_jobs_refuses_scale_adapt_and_start_in_one_line(tmp_path):
 
 
 def test_a_huge_request_is_paced_and_close_is_prompt(tmp_path):
-    """The reported case: 10000 local workers. With the ceiling raised, workers start one
-    at a time, and close() stops the submission at once and leaves no worker process."""
+    """The reported case, 10000 local workers, is refused by max_jobs (above); with the
+    ceiling raised as far as the memory allows (20 x 800MB), workers start one at a time, and
+    close() stops the submission at once and leaves no worker process."""
     import psutil
 
     me = psutil.Process()
-    c = ClusterController(local_settings(tmp_path, jobs=0, max_jobs=10000))
+    c = ClusterController(local_settings(tmp_path, jobs=0, max_jobs=20))
     try:
         c.start()
-        c.scale(10000)
+        c.scale(20)
         time.sleep(2.0)
         started = len(c.cluster.workers)
         assert started <= 6, f"{started} workers started in 2 s: submission is not paced"
