@@ -38,7 +38,7 @@ from distributed import Client, LocalCluster
 from distributed.core import Status
 
 from naist_dask_tui.core import limits as job_limits
-from naist_dask_tui.core import sge
+from naist_dask_tui.core import sge, worker_log
 from naist_dask_tui.core.errors import ControllerError
 from naist_dask_tui.core.snapshot import ClusterSnapshot, JobRow, JobState, SgeJob
 
@@ -204,6 +204,10 @@ class ClusterController:
                 scheduler_kwargs={"dashboard": opts["dashboard"]},
                 host="127.0.0.1",
                 silence_logs=logging.ERROR,
+                # each worker process writes to its own log file (l follows it), never to the
+                # console's terminal (core/worker_log.py)
+                preload=[worker_log.MODULE],
+                env={worker_log.ENV_DIR: local.log_dir, worker_log.ENV_PREFIX: self._local_log_prefix()},
             )
             self.client = Client(self.cluster)
         if self.cluster is not None:
@@ -642,7 +646,7 @@ class ClusterController:
                 since=submitted,
                 workers=addrs,
                 expected_workers=len(_worker_names(name, spec)),
-                log_path=self._log_path(job_id),
+                log_path=self._log_path(job_id, name),
             )
             if self.backend != "sge":
                 row = replace(row, state=JobState.RUNNING if addrs else JobState.SUBMITTING)
@@ -708,7 +712,14 @@ class ClusterController:
             if self._adaptive is None:
                 self._kick()  # a fixed job count was asked for: submit replacements
 
-    def _log_path(self, job_id: str | None) -> str | None:
+    def _local_log_prefix(self) -> str:
+        from naist_dask_tui.core.jobnames import console_job_name
+
+        return f"{console_job_name()}."
+
+    def _log_path(self, job_id: str | None, name: str | None = None) -> str | None:
+        if self.backend == "local" and name:
+            return worker_log.log_path(self.settings.log_dir, self._local_log_prefix(), name)
         if not job_id or self.backend != "sge" or not self.job_name:
             return None
         return os.path.join(self.settings.log_dir, f"{self.job_name}.o{job_id}")

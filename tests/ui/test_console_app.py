@@ -202,3 +202,19 @@ async def test_local_backend_speaks_of_workers_not_sge(local_controller):
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_for(pilot, lambda: table(app).total_count == 1, what="the first worker")
         assert app.main.query_one("#jobs-panel").border_title == "Local workers"
+
+
+async def test_l_follows_a_local_workers_log_file(local_controller):
+    from naist_dask_tui.screens.log_tail import LogTailScreen
+
+    app = make_app(local_controller.settings, local_controller)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: table(app).total_count == 1, what="the first worker")
+        await wait_polls(pilot, app, 1)
+        await pilot.press("l")
+        assert isinstance(app.screen, LogTailScreen)
+        assert app.screen.path and app.screen.path.endswith(".log")
+        log = app.screen.query_one("Log")
+        await wait_for(pilot, lambda: any("its output and log go to this file" in line for line in log.lines),
+                       timeout=20, what="the worker's log in the view")
+        assert "worker local-" in str(app.screen.query_one("#log-title").render())

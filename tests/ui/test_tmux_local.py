@@ -122,3 +122,27 @@ def test_a_plain_xterms_keys_reach_the_bindings():
     for ctrl in "rtonlsq":  # ctrl+letters are single control bytes in every terminal
         keys = [e.key for e in XTermParser().feed(chr(ord(ctrl) - 96)) if hasattr(e, "key")]
         assert keys == [f"ctrl+{ctrl}"], keys
+
+
+def test_a_printing_warning_and_failing_task_leaves_no_stray_text(tmux):
+    tmux.keys("5")
+    until(tmux, lambda: "^r run" in tmux.screen(), 10, "the compute pane")
+    # one line (typed newlines would be auto-indented by the editor)
+    code = ("client.submit(lambda x: [print('STRAY-' + 'PRINT'), "
+            "__import__('warnings').warn('STRAY-' + 'WARN'), 1 / 0], 1).result()")
+    tmux.literal(code)
+    tmux.keys("C-r")
+    until(tmux, lambda: "ZeroDivisionError" in tmux.screen(), 30, "the task's error in the output log")
+    import time
+
+    time.sleep(2)  # anything a worker would write over the screen comes now
+    screen = tmux.screen()
+    assert "STRAY-PRINT" not in screen and "STRAY-WARN" not in screen, screen
+    # the worker's log file has it, and l shows it
+    tmux.type("Escape", pause=0.5)
+    tmux.keys("1")
+    until(tmux, lambda: "╭─ Workers" in tmux.screen(), 10, "the workers panel")
+    tmux.keys("l")
+    until(tmux, lambda: "STRAY-WARN" in tmux.screen() and "Compute Failed" in tmux.screen(), 20,
+          "the task's warning and failure in the worker's log view")
+    assert tmux.screen().count("Compute Failed") == 1, tmux.screen()

@@ -304,3 +304,38 @@ def test_local_workers_memory_limits_add_up_to_no_more_than_the_machine(tmp_path
         wait_until(lambda: workers(m) == c.max_jobs, 90, what=f"{c.max_jobs} workers")
         limits = [w.memory_limit for w in m.poll().cluster.workers]
         assert all(limits) and sum(limits) <= psutil.virtual_memory().total
+
+
+def _noisy_task(x):
+    import warnings
+
+    print("PRINTED-BY-TASK", x, flush=True)
+    warnings.warn("WARNED-BY-TASK")
+    return x
+
+
+def _failing_task(x):
+    raise ValueError("FAILED-TASK")
+
+
+def test_local_workers_write_to_their_log_file_not_the_terminal(tmp_path, capfd):
+    """A task's print, a warning and a failed task's dump go to the worker's log file (the
+    one l follows, JobRow.log_path), and nothing of it to the console's stdout/stderr."""
+    logs = tmp_path / "logs"
+    with ClusterController(local_settings(tmp_path, jobs=1, log_directory=str(logs))) as c:
+        m = Monitor(c)
+        wait_until(lambda: workers(m) == 1, what="1 worker")
+        assert c.client.submit(_noisy_task, 7).result() == 7
+        with pytest.raises(ValueError, match="FAILED-TASK"):
+            c.client.submit(_failing_task, 1).result()
+        (row,) = m.poll().jobs
+        assert row.log_path and row.log_path.startswith(str(logs)) and row.name in row.log_path
+        markers = ("PRINTED-BY-TASK 7", "WARNED-BY-TASK", "FAILED-TASK")
+        text = wait_until(
+            lambda: (t := open(row.log_path).read()) and all(k in t for k in markers) and t,
+            30, what="the markers in the worker's log file",
+        )
+        assert "Compute Failed" in text or "FAILED-TASK" in text
+    out, err = capfd.readouterr()
+    for marker in ("PRINTED-BY-TASK", "WARNED-BY-TASK", "Compute Failed"):
+        assert marker not in out + err, f"{marker!r} reached the terminal"
