@@ -53,6 +53,36 @@ class Tmux:
     def kill(self) -> None:
         self.tmux("kill-server", check=False)
 
+    def console_processes(self) -> list:
+        """The console started in the pane, and its children (local workers)."""
+        import psutil
+
+        pid = self.pid()
+        if pid is None:
+            return []
+        try:
+            shell = psutil.Process(pid)
+            consoles = [p for p in shell.children() if "naist" in " ".join(p.cmdline())]
+            return [q for c in consoles for q in (c, *c.children(recursive=True))]
+        except psutil.Error:
+            return []
+
+    def end(self, timeout: float = 30.0) -> list:
+        """Close the terminal (SIGHUP to the console, an SSH drop) and wait for the console
+        and its children to exit; whatever is still alive after ``timeout`` is killed and
+        returned (the caller fails on it)."""
+        import psutil
+
+        family = self.console_processes()
+        self.kill()
+        _, alive = psutil.wait_procs(family, timeout=timeout)
+        for p in alive:
+            try:
+                p.kill()
+            except psutil.Error:
+                pass
+        return alive
+
     def pid(self) -> int | None:
         out = self.tmux("list-panes", "-t", self.name, "-F", "#{pane_pid}", check=False).strip()
         return int(out) if out.isdigit() else None

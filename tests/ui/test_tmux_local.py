@@ -32,8 +32,8 @@ def tmux(tmp_path):
     until(t, lambda: "connected" in t.screen() and "workers 1" in " ".join(t.screen().split()),
           60, "the console's first screen with its worker")
     yield t
-    t.keys("C-q")
-    t.kill()
+    left = t.end()
+    assert not left, f"the console outlived its terminal: {left}"
 
 
 def footer(screen: str) -> str:
