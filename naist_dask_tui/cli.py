@@ -246,6 +246,14 @@ def _job_shape(settings: Settings) -> str:
     return f"{settings.cores} cores and {settings.memory} each{slots}{queue}"
 
 
+def _answer(ask: Any, prompt: str) -> str:
+    """The user's answer, lower case; end of input means no."""
+    try:
+        return ask(prompt).strip().lower()
+    except EOFError:
+        return "n"
+
+
 def confirm_start(
     settings: Settings,
     *,
@@ -302,11 +310,7 @@ def confirm_start(
                 "config file",
             )
         print(f"{PROG} will submit {what}.", file=err)
-        try:
-            answer = ask(f"Submit them? [y = {settings.jobs} jobs, a number = that many, n = cancel] ")
-        except EOFError:
-            answer = "n"
-        answer = answer.strip().lower()
+        answer = _answer(ask, f"Submit them? [y = {settings.jobs} jobs, a number = that many, n = cancel] ")
         if answer.isdigit():
             settings = set_jobs(int(answer))
             lim.check(settings.jobs, "the answer at start")
@@ -323,11 +327,7 @@ def confirm_start(
                 "--allow-pending to submit them anyway",
             )
         print(f"{PROG}: {sentence}.", file=err)
-        try:
-            answer = ask(f"Submit all {settings.jobs} anyway? [y/N] ")
-        except EOFError:
-            answer = "n"
-        if answer.strip().lower() not in ("y", "yes"):
+        if _answer(ask, f"Submit all {settings.jobs} anyway? [y/N] ") not in ("y", "yes"):
             raise Declined(f"nothing submitted; ask for {lim.runnable} or fewer jobs, or pass --allow-pending")
     return settings
 

@@ -32,7 +32,6 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import replace
 
-import psutil
 from dask_jobqueue import SGECluster
 from distributed import Client, LocalCluster
 from distributed.core import Status

@@ -5,7 +5,6 @@ tmux session (the SSH-drop case: SIGHUP)."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 

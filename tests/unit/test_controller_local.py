@@ -251,13 +251,18 @@ def test_max_jobs_refuses_scale_adapt_and_start_in_one_line(tmp_path):
         c.close()
 
 
+def no_worker_process_left() -> None:
+    import psutil
+
+    me = psutil.Process()
+    wait_until(lambda: not [p for p in me.children(recursive=True) if "resource_tracker" not in " ".join(p.cmdline())],
+               20, what="no worker process left")
+
+
 def test_a_huge_request_is_paced_and_close_is_prompt(tmp_path):
     """The reported case, 10000 local workers, is refused by max_jobs (above); with the
     ceiling raised as far as the memory allows (20 x 800MB), workers start one at a time, and
     close() stops the submission at once and leaves no worker process."""
-    import psutil
-
-    me = psutil.Process()
     c = ClusterController(local_settings(tmp_path, jobs=0, max_jobs=20))
     try:
         c.start()
@@ -271,14 +276,10 @@ def test_a_huge_request_is_paced_and_close_is_prompt(tmp_path):
         c.close()
         took = time.monotonic() - t0
     assert took < 20, f"close took {took:.1f} s"
-    wait_until(lambda: not [p for p in me.children(recursive=True) if "resource_tracker" not in " ".join(p.cmdline())],
-               20, what="no worker process left")
+    no_worker_process_left()
 
 
 def test_close_with_the_scheduler_lost_is_bounded(tmp_path):
-    import psutil
-
-    me = psutil.Process()
     c = ClusterController(local_settings(tmp_path, jobs=1))
     try:
         c.start()
@@ -290,8 +291,7 @@ def test_close_with_the_scheduler_lost_is_bounded(tmp_path):
         c.close()
         took = time.monotonic() - t0
     assert took < 20, f"close took {took:.1f} s"
-    wait_until(lambda: not [p for p in me.children(recursive=True) if "resource_tracker" not in " ".join(p.cmdline())],
-               20, what="no worker process left")
+    no_worker_process_left()
 
 
 def test_local_workers_memory_limits_add_up_to_no_more_than_the_machine(tmp_path):
