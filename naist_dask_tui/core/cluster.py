@@ -52,6 +52,10 @@ CLOSE_TIMEOUT = 15.0  # seconds close() waits for the cluster's own close before
 # thousands of local worker processes), and scale-down, close and signals act between batches.
 SUBMIT_BATCH = {"sge": 4, "local": 1}
 SUBMIT_PAUSE = {"sge": 1.0, "local": 0.0}
+# Jobs that leave the queue before any of their workers connected (a worker that cannot
+# start: a wrong Python path, a bad worker argument) are not replaced after this many in a
+# row: replacing them forever would flood the queue. A new scale request tries again.
+FAILED_STARTS_LIMIT = 3
 
 
 class _DaemonExecutor:
@@ -148,6 +152,8 @@ class ClusterController:
         self._adapt_stop = threading.Event()
         self._executor = _DaemonExecutor("ndtui-scale")
         self._stopping = threading.Event()  # set by close(): submission stops between batches
+        self._connected_once: set[str] = set()  # spec names that had a worker connected
+        self._failed_starts = 0  # jobs in a row gone before any of their workers connected
         self.limits: job_limits.Limits | None = None  # max_jobs in force (None: attached)
         self._pending_work: Future | None = None
         self._retiring: dict[str, float] = {}  # spec name -> since
@@ -332,6 +338,7 @@ class ClusterController:
         self._stop_adaptive()
         with self._lock:
             self._target = jobs
+            self._failed_starts = 0  # asked again: try again
         self._kick()
 
     def _kick(self) -> Future:
@@ -377,6 +384,8 @@ class ClusterController:
         while not self._closed and self.cluster is not None:
             target = self._target
             active = self._active_names()
+            if len(active) < target and self._failed_starts >= FAILED_STARTS_LIMIT:
+                return  # jobs keep failing to start: wait for the user (see _forget_gone)
             if len(active) < target:
                 began = time.monotonic()
                 self._add_jobs(min(batch, target - len(active)))
@@ -530,6 +539,7 @@ class ClusterController:
             self.limits.check(maximum, "adaptive maximum")
         self._stop_adaptive()
         with self._lock:
+            self._failed_starts = 0
             self._adaptive = (minimum, maximum)
             cur = len(self._active_names())
             self._target = min(max(cur, minimum), maximum)
@@ -636,6 +646,8 @@ class ClusterController:
         for name, spec in list(self.cluster.worker_spec.items()):
             name = str(name)
             addrs = tuple(a for w in _worker_names(name, spec) for a in by_name.get(w, ()))
+            if addrs:
+                self._connected_once.add(name)
             job_id = self._job_ids.get(name)
             submitted = self._submitted_at.get(name)
             row = JobRow(
@@ -700,6 +712,18 @@ class ClusterController:
                     why = ("left the queue without the console deleting it (qdel from outside, "
                            "walltime, or a node failure)")
                 self.notices.append(f"job {self._job_ids.get(n)} ({n}) {why}")
+                if n in self._connected_once:
+                    self._failed_starts = 0
+                else:
+                    self._failed_starts += 1
+            stop_replacing = self._failed_starts >= FAILED_STARTS_LIMIT
+            if stop_replacing and names:
+                self.notices.append(
+                    f"{self._failed_starts} jobs in a row ended before any of their workers "
+                    "connected: not submitting replacements (do the workers fail to start? "
+                    f"see a job's output file with l, in {self.settings.log_dir}); scale "
+                    "again to retry"
+                )
 
         async def drop():
             for n in names:
@@ -708,7 +732,7 @@ class ClusterController:
 
         if names:
             cluster.sync(drop)
-            if self._adaptive is None:
+            if self._adaptive is None and not stop_replacing:
                 self._kick()  # a fixed job count was asked for: submit replacements
 
     def _local_log_prefix(self) -> str:

@@ -308,3 +308,26 @@ def test_q_ends_a_console_asked_for_many_jobs_within_30s(tmp_path):
         assert submitted <= 20, f"{submitted} jobs submitted before q: not paced"
     finally:
         t.kill()
+
+
+def test_jobs_whose_workers_cannot_start_are_not_replaced_forever(sge_settings):
+    """A worker that cannot start (here a bad worker argument) makes its job end at once; a
+    fixed job count would replace it every few seconds, for ever. After a few in a row the
+    console stops replacing them and says why."""
+    from naist_dask_tui.core import cluster as cluster_mod
+    from naist_dask_tui.core.monitor import Monitor
+
+    c = ClusterController(sge_settings(jobs=1, worker_extra_args=["--no-such-option"]))
+    try:
+        c.start()
+        m = Monitor(c, sge_interval=0.5)
+        wait_for(lambda: m.poll() and any("ended before any of their workers" in n for n in c.notices),
+                 120, interval=0.5, what="the console to stop replacing")
+        ids = set(c.submitted_job_ids())
+        assert len(ids) <= cluster_mod.FAILED_STARTS_LIMIT + 1, ids
+        for _ in range(10):  # more polls: nothing new is submitted
+            m.poll()
+            time.sleep(0.5)
+        assert set(c.submitted_job_ids()) == ids
+    finally:
+        c.close()
