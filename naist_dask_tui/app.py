@@ -70,6 +70,9 @@ class ConsoleApp(App[int]):
     ) -> None:
         super().__init__()
         self.settings = settings
+        from naist_dask_tui.keymap import apply as apply_keymap  # (issue 9) the [keys] table
+
+        apply_keymap(self, getattr(settings, "keys", None))
         self.controller = controller
         if capabilities is None:
             # No controller: a display fed with snapshots (widget tests, benchmarks) shows every
@@ -118,6 +121,7 @@ class ConsoleApp(App[int]):
             retry_in=self.refresh_interval,
             log_files=self._log_files(),
             name=self.controller.name if self.controller is not None else None,
+            backend=self.controller.backend if self.controller is not None else None,
         )
 
     def _log_files(self) -> list[tuple[str, str]]:

@@ -21,6 +21,8 @@ PROG = "naist-dask-tui"
 # Flags that map one-to-one onto a Settings field of the same name.
 _SIMPLE = [
     ("--jobs", "N", "number of SGE jobs to start with (local: workers)"),
+    ("--max-jobs", "N", "refuse any request for more jobs than this (default: SGE: 2 x what the "
+     "queue runs at once; local: the machine's cores)"),
     ("--cores", "N", "cores (threads) per job"),
     ("--processes", "N", "dask worker processes per job; cores must divide evenly"),
     ("--memory", "SIZE", "memory per job, e.g. 250GB or 120GiB"),
@@ -81,6 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
         dest="tls",
         action="store_false",
         help="SGE: plain TCP between scheduler and workers (default: TLS with mutual authentication)",
+    )
+    p.add_argument(
+        "--allow-pending",
+        action="store_true",
+        help="submit a job count above what the queue runs at once without asking (the rest pends)",
     )
     actions = p.add_mutually_exclusive_group()
     actions.add_argument(
@@ -178,6 +185,35 @@ def _check(settings: Settings) -> int:
     for check in checks:
         print(check.line())
     return 1 if any(check.failed for check in checks) else 0
+
+
+def _checked_keys(settings: Settings) -> Settings:
+    """The config file's [keys] table, checked against the console's binding ids."""
+    if not settings.keys:
+        return settings
+    from dataclasses import replace
+
+    from naist_dask_tui.keymap import validate
+
+    return replace(settings, keys=validate(settings.keys, f"{settings.config_path} [keys]"))
+
+
+def _show_settings(settings: Settings) -> int:
+    """Every setting and its source, as the resolved backend will use them."""
+    from naist_dask_tui.core import limits
+
+    backend = settings.resolved_backend()
+    if backend == "local":
+        local, lim = limits.local_view(settings)
+        print("\n".join(local.describe(backend="local")))
+    else:
+        print("\n".join(settings.describe()))
+        lim = limits.resolve(settings, "sge") if backend == "sge" else None
+    print(f"{'backend (resolved)':<21} {backend}")
+    if lim is not None:
+        unit = "jobs" if backend == "sge" else "workers"
+        print(f"{'max_jobs (in force)':<21} {f'{lim.max_jobs} {unit}':<28} {lim.origin}")
+    return 0
 
 
 def _describe(item) -> str:
@@ -428,6 +464,9 @@ def _start_or_attach(args: argparse.Namespace, settings: Settings) -> int:
         return run_attached(settings, RemoteController(record), notes=[note])
     interactive = sys.stdin.isatty()
     _offer_cleanup(settings, interactive=interactive)
+    settings = confirm_start(
+        settings, interactive=interactive, allow_pending=getattr(args, "allow_pending", False)
+    )
     for note in settings.notes:
         print(f"{PROG}: note: {note}", file=sys.stderr)
     if settings.resolved_backend() == "local":
@@ -435,12 +474,8 @@ def _start_or_attach(args: argparse.Namespace, settings: Settings) -> int:
         notes = [f"note: {n}" for n in _local_notes(settings)]
     else:
         notes = []
-    if settings.resolved_backend() == "sge":
-        # The usual mistakes (an unknown queue or PE, a missing interface, no qsub) are found
-        # here, in one line and before anything starts; the keeper checks again.
-        from naist_dask_tui.core import preflight
-
-        preflight.require_ready(settings)
+    # The usual mistakes (an unknown queue or PE, a missing interface, no qsub) were found by
+    # confirm_start, in one line and before anything starts; the keeper checks again.
     # The screen paints at once and shows the cluster starting; its start error, if any, is
     # printed when the screen closes.
     launch = launch_keeper(settings, name=name)
@@ -453,6 +488,103 @@ def _local_notes(settings: Settings) -> tuple[str, ...]:
     import psutil
 
     return settings.resolved_for_local(os.cpu_count() or 1, psutil.virtual_memory().total).notes
+
+
+class Declined(Exception):
+    """The user answered no at the start's question: nothing was submitted."""
+
+
+def _job_shape(settings: Settings) -> str:
+    pes = settings.pe_directives()
+    slots = f", {pes[0][1]} slots of PE {pes[0][0]}" if pes else ""
+    queue = f" in queue {settings.queue}" if settings.queue else ""
+    return f"{settings.cores} cores and {settings.memory} each{slots}{queue}"
+
+
+def _answer(ask: Any, prompt: str) -> str:
+    """The user's answer, lower case; end of input means no."""
+    try:
+        return ask(prompt).strip().lower()
+    except EOFError:
+        return "n"
+
+
+def confirm_start(
+    settings: Settings,
+    *,
+    interactive: bool,
+    allow_pending: bool = False,
+    ask: Any = input,
+    err: Any = None,
+) -> Settings:
+    """Before the cluster starts (one self-contained call): what would flood the queue is
+    refused, and what the user did not ask for is shown and asked about.
+
+    * A request above ``max_jobs`` is refused (SettingsError naming max_jobs).
+    * SGE, when the job count comes only from the built-in profile (no ``--jobs``, none in a
+      config file or the environment): the jobs are shown and the user is asked; without a
+      terminal to ask on, nothing is submitted and the error says how to ask for them.
+      An explicit ``--jobs`` never asks.
+    * SGE, more jobs than the queue runs at once: asked on a terminal; otherwise refused
+      unless ``--allow-pending`` (a script states it once instead of hanging on a question).
+
+    Returns the settings to start with (the job count the user typed, if any). Raises
+    :class:`Declined` when the user says no.
+    """
+    err = err or sys.stderr
+    backend = settings.resolved_backend()
+    if backend != "sge":
+        return settings  # local: max_jobs is checked by the controller (it sizes the cluster)
+    from dataclasses import replace
+    from types import MappingProxyType
+
+    from naist_dask_tui.core import limits, preflight
+
+    preflight.require_ready(settings)  # a bad queue or interface is said before any question
+    lim = limits.resolve(settings, "sge")
+    if settings.adaptive:
+        hi = settings.adapt_max if settings.adapt_max is not None else max(settings.adapt_min or 0, settings.jobs)
+        lim.check(hi, f"adaptive maximum, from {settings.origin_of('adapt_max')}")
+        return settings
+    lim.check(settings.jobs, f"from {settings.origin_of('jobs')}")
+
+    def set_jobs(jobs: int) -> Settings:
+        origins = dict(settings.origins, jobs="the answer at start")
+        sources = dict(settings.sources, jobs="cli")
+        return replace(settings, jobs=jobs, origins=MappingProxyType(origins),
+                       sources=MappingProxyType(sources))
+
+    if not settings.explicit("jobs") and settings.jobs > 0:
+        what = (f"{settings.jobs} SGE jobs of {_job_shape(settings)} "
+                f"({settings.origin_of('jobs')}; no --jobs given)")
+        if not interactive:
+            raise SettingsError(
+                "jobs",
+                f"not submitting {what} without asking; say how many: --jobs {settings.jobs} "
+                "(or --jobs 0 to start with none and scale from the console), or jobs in the "
+                "config file",
+            )
+        print(f"{PROG} will submit {what}.", file=err)
+        answer = _answer(ask, f"Submit them? [y = {settings.jobs} jobs, a number = that many, n = cancel] ")
+        if answer.isdigit():
+            settings = set_jobs(int(answer))
+            lim.check(settings.jobs, "the answer at start")
+        elif answer not in ("y", "yes"):
+            raise Declined("nothing submitted; next time say how many with --jobs N")
+
+    waiting = lim.pending(settings.jobs)
+    if waiting and not allow_pending:
+        sentence = lim.pend_sentence(settings.jobs)
+        if not interactive:
+            raise SettingsError(
+                "jobs",
+                f"{sentence}; nothing was submitted. Ask for {lim.runnable} or fewer, or pass "
+                "--allow-pending to submit them anyway",
+            )
+        print(f"{PROG}: {sentence}.", file=err)
+        if _answer(ask, f"Submit all {settings.jobs} anyway? [y/N] ") not in ("y", "yes"):
+            raise Declined(f"nothing submitted; ask for {lim.runnable} or fewer jobs, or pass --allow-pending")
+    return settings
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -480,19 +612,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         if getattr(args, "check", False):
             return _check(settings)
         if getattr(args, "show_settings", False):
-            print("\n".join(settings.describe()))
-            print(f"{'backend (resolved)':<21} {settings.resolved_backend()}")
-            return 0
+            return _show_settings(settings)
         if getattr(args, "headless", False):
+            _offer_cleanup(settings, interactive=False)
+            settings = confirm_start(
+                settings, interactive=False, allow_pending=getattr(args, "allow_pending", False)
+            )
             from naist_dask_tui.core.headless import run_headless
 
-            _offer_cleanup(settings, interactive=False)
             return run_headless(settings, name=getattr(args, "name", None))
         if settings.attach:  # a scheduler started elsewhere: watch it from this process
             from naist_dask_tui.console import run_console
 
             return run_console(settings)
-        return _start_or_attach(args, settings)
+        return _start_or_attach(args, _checked_keys(settings))
     except Exception as e:
         return _report(e)
     except KeyboardInterrupt:
@@ -507,5 +640,8 @@ def _report(e: BaseException) -> int:
         return 2
     if isinstance(e, (ControllerError, SgeError, RegistryError)):
         print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 1
+    if isinstance(e, Declined):
+        print(f"{PROG}: {e}", file=sys.stderr)
         return 1
     raise e

@@ -28,15 +28,49 @@ def _say(text: str, out: TextIO) -> None:
         pass
 
 
+class _GoneTerminalSafe:
+    """The terminal stream Textual writes to, minus the error of a terminal that went away.
+
+    Textual's output thread dies on the first write that fails (EIO once an SSH connection or
+    a tmux server is gone); its queue then fills and the app's exit blocks for ever on it, so
+    the screen never detaches (or a local cluster's jobs are never deleted). Writes to a gone
+    terminal are dropped instead; everything else is the real stream."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self.gone = False
+
+    def write(self, text: str) -> int:
+        if not self.gone:
+            try:
+                return self._stream.write(text)
+            except (OSError, ValueError):
+                self.gone = True
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.gone:
+            try:
+                self._stream.flush()
+            except (OSError, ValueError):
+                self.gone = True
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
 def _run_app(settings: Any, controller: Any, notes: Sequence[str] = ()) -> Any:
     from naist_dask_tui.app import make_app
     from naist_dask_tui.core import logcapture
 
     app = make_app(settings, controller, handle_signals=True, notes=notes)
     logcapture.log_to_file()
+    real = sys.__stderr__
+    sys.__stderr__ = _GoneTerminalSafe(real)  # Textual's driver writes the screen here
     try:
         app.run()
     finally:
+        sys.__stderr__ = real
         logcapture.restore()
     return app
 

@@ -31,20 +31,23 @@ import math
 import os
 import re
 import shutil
+import signal
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import replace
 
 import dask
-import psutil
 from dask.utils import parse_timedelta
 from dask_jobqueue import SGECluster
 from distributed import Client, LocalCluster
 from distributed.core import Status
 from distributed.deploy.cluster import Cluster
 
-from naist_dask_tui.core import nodecheck, sge
+from naist_dask_tui.core import limits as job_limits
+from naist_dask_tui.core import nodecheck, sge, worker_log
 from naist_dask_tui.core.control import WATCH_ONLY, Capabilities
 from naist_dask_tui.core.errors import ControllerError
 from naist_dask_tui.core.notices import NoticeLog
@@ -58,6 +61,65 @@ GONE_KEEP = 120.0  # seconds a vanished job stays listed as "gone"
 # seconds new jobs stay off a node where a job lost its worker: SGE keeps sending jobs to a
 # silent node until its max_unheard (5 min by default) runs out, and there they hang in "t"
 AVOID_FOR = 600.0
+CLOSE_TIMEOUT = 15.0  # seconds close() waits for the cluster's own close before giving up on it
+# Submission is paced: at most SUBMIT_BATCH jobs are started together, and a batch starts at
+# most every SUBMIT_PAUSE seconds, so that a large request never floods the queue (or forks
+# thousands of local worker processes), and scale-down, close and signals act between batches.
+SUBMIT_BATCH = {"sge": 4, "local": 1}
+SUBMIT_PAUSE = {"sge": 1.0, "local": 0.0}
+# Jobs that leave the queue before any of their workers connected (a worker that cannot
+# start: a wrong Python path, a bad worker argument) are not replaced after this many in a
+# row: replacing them forever would flood the queue. A new scale request tries again.
+FAILED_STARTS_LIMIT = 3
+
+
+class _DaemonExecutor:
+    """One background thread running submitted calls in order, like
+    ``ThreadPoolExecutor(1)``, but a daemon: a pass stuck in a hung ``qsub`` must not keep the
+    process alive at exit (concurrent.futures joins its threads at interpreter exit)."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._queue: deque[tuple[Future, Callable[[], object]]] = deque()
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._shutdown = False
+
+    def submit(self, fn: Callable[..., object], *args) -> Future:
+        fut: Future = Future()
+        with self._cond:
+            if self._shutdown:
+                fut.cancel()
+                return fut
+            self._queue.append((fut, lambda: fn(*args)))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
+                self._thread.start()
+            self._cond.notify()
+        return fut
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue and not self._shutdown:
+                    self._cond.wait()
+                if not self._queue:
+                    return
+                fut, call = self._queue.popleft()
+            if not fut.set_running_or_notify_cancel():
+                continue
+            try:
+                fut.set_result(call())
+            except BaseException as exc:  # noqa: BLE001 - handed to the future
+                fut.set_exception(exc)
+
+    def shutdown(self, wait: bool = False, cancel_futures: bool = True) -> None:
+        with self._cond:
+            self._shutdown = True
+            if cancel_futures:
+                while self._queue:
+                    self._queue.popleft()[0].cancel()
+            self._cond.notify_all()
 
 
 class _UniqueNames:
@@ -111,7 +173,11 @@ class ClusterController:
         self._adaptive: tuple[int, int] | None = None
         self._adapt_thread: threading.Thread | None = None
         self._adapt_stop = threading.Event()
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="ndtui-scale")
+        self._executor = _DaemonExecutor("ndtui-scale")
+        self._stopping = threading.Event()  # set by close(): submission stops between batches
+        self._connected_once: set[str] = set()  # spec names that had a worker connected
+        self._failed_starts = 0  # jobs in a row gone before any of their workers connected
+        self.limits: job_limits.Limits | None = None  # max_jobs in force (None: attached)
         self._pending_work: Future | None = None
         self._retiring: dict[str, float] = {}  # spec name -> since
         self._job_ids: dict[str, str] = {}  # spec name -> SGE job id (kept after the job left)
@@ -145,6 +211,8 @@ class ClusterController:
             from naist_dask_tui.core import preflight
 
             preflight.require_ready(s)  # bad queue/interface/qsub: no job submitted
+            self.limits = job_limits.resolve(s, "sge")
+            self._check_start_request(s)
             kwargs = dict(s.sge_cluster_kwargs())
             kwargs["scheduler_options"] = self._scheduler_options(kwargs.get("scheduler_options"))
             os.makedirs(s.log_dir, exist_ok=True)
@@ -157,10 +225,11 @@ class ClusterController:
             self.cluster = ConsoleSGECluster(**kwargs)
             self.client = Client(self.cluster)
         else:
-            local = s.resolved_for_local(os.cpu_count() or 1, psutil.virtual_memory().total)
+            local, self.limits = job_limits.local_view(s)
             for note in getattr(local, "notes", ()):
                 self.notices.append(note)
             self.settings = local
+            self._check_start_request(local)
             opts = self._scheduler_options({})
             tls = {}
             if local.tls:
@@ -179,8 +248,14 @@ class ClusterController:
                 host="127.0.0.1",
                 silence_logs=logging.ERROR,
                 **tls,
+                # each worker process writes to its own log file (l follows it), never to the
+                # console's terminal (core/worker_log.py)
+                preload=[worker_log.MODULE],
+                env={worker_log.ENV_DIR: local.log_dir, worker_log.ENV_PREFIX: self._local_log_prefix()},
             )
             self.client = Client(self.cluster)
+        if self.cluster is not None:
+            self.cluster.sync(_shield_from_terminal_interrupt)
         s = self.settings
         if self.backend != "attach":
             if s.adapt_min is not None or s.adapt_max is not None:
@@ -212,6 +287,18 @@ class ClusterController:
 
     def log_files(self) -> list[tuple[str, str]]:
         return []
+    def _check_start_request(self, s) -> None:
+        """The start's own request against max_jobs, before anything is submitted."""
+        if s.adapt_min is not None or s.adapt_max is not None:
+            lo = s.adapt_min or 0
+            hi = s.adapt_max if s.adapt_max is not None else max(lo, s.jobs)
+            self.limits.check(hi, f"adaptive maximum, from {s.origin_of('adapt_max')}")
+        else:
+            self.limits.check(s.jobs, f"from {s.origin_of('jobs')}")
+
+    @property
+    def max_jobs(self) -> int | None:
+        return self.limits.max_jobs if self.limits is not None else None
 
     def _scheduler_options(self, opts: dict | None) -> dict:
         opts = dict(opts or {})
@@ -308,9 +395,12 @@ class ClusterController:
         if jobs < 0:
             raise ValueError(f"jobs: {jobs} is negative; use 0 or more")
         self._require_scalable()
+        if self.limits is not None:
+            self.limits.check(jobs, "scale")
         self._stop_adaptive()
         with self._lock:
             self._target = jobs
+            self._failed_starts = 0  # asked again: try again
         self._kick()
 
     def _kick(self) -> Future:
@@ -353,14 +443,24 @@ class ClusterController:
         ]
 
     def _apply_target(self) -> None:
-        if self._closed or self.cluster is None:
+        """Bring the jobs to the newest target: up in paced batches (reading the target again
+        after each, so that a scale-down or close acts at once), down in one graceful step."""
+        batch = SUBMIT_BATCH.get(self.backend, 1)
+        pause = SUBMIT_PAUSE.get(self.backend, 0.0)
+        while not self._closed and self.cluster is not None:
+            target = self._target
+            active = self._active_names()
+            if len(active) < target and self._failed_starts >= FAILED_STARTS_LIMIT:
+                return  # jobs keep failing to start: wait for the user (see _forget_gone)
+            if len(active) < target:
+                began = time.monotonic()
+                self._add_jobs(min(batch, target - len(active)))
+                if len(self._active_names()) < self._target:
+                    self._stopping.wait(max(0.0, pause - (time.monotonic() - began)))
+                continue
+            if len(active) > target:
+                self._remove_jobs(self._choose_leaving(active, len(active) - target))
             return
-        target = self._target
-        active = self._active_names()
-        if len(active) < target:
-            self._add_jobs(target - len(active))
-        elif len(active) > target:
-            self._remove_jobs(self._choose_leaving(active, len(active) - target))
 
     def _add_jobs(self, k: int) -> None:
         cluster = self.cluster
@@ -584,8 +684,11 @@ class ClusterController:
         if minimum > maximum:
             raise ValueError(f"minimum jobs ({minimum}) is larger than maximum jobs ({maximum})")
         self._require_scalable()
+        if self.limits is not None:
+            self.limits.check(maximum, "adaptive maximum")
         self._stop_adaptive()
         with self._lock:
+            self._failed_starts = 0
             self._adaptive = (minimum, maximum)
             cur = len(self._active_names())
             self._target = min(max(cur, minimum), maximum)
@@ -695,6 +798,8 @@ class ClusterController:
         for name, spec in list(self.cluster.worker_spec.items()):
             name = str(name)
             addrs = tuple(a for w in _worker_names(name, spec) for a in by_name.get(w, ()))
+            if addrs:
+                self._connected_once.add(name)
             job_id = self._job_ids.get(name)
             submitted = self._submitted_at.get(name)
             row = JobRow(
@@ -704,7 +809,7 @@ class ClusterController:
                 since=submitted,
                 workers=addrs,
                 expected_workers=len(_worker_names(name, spec)),
-                log_path=self._log_path(job_id),
+                log_path=self._log_path(job_id, name),
             )
             if addrs and cluster is not None:
                 self._had_workers.add(name)
@@ -827,6 +932,18 @@ class ClusterController:
                     self._adapt_stop.set()
                     self._adaptive = None
                     self.notices.append("adaptive scaling stopped: jobs fail to start (see above)")
+                if n in self._connected_once:
+                    self._failed_starts = 0
+                else:
+                    self._failed_starts += 1
+            stop_replacing = self._failed_starts >= FAILED_STARTS_LIMIT
+            if stop_replacing and names:
+                self.notices.append(
+                    f"{self._failed_starts} jobs in a row ended before any of their workers "
+                    "connected: not submitting replacements (do the workers fail to start? "
+                    f"see a job's output file with l, in {self.settings.log_dir}); scale "
+                    "again to retry"
+                )
 
         async def drop():
             for n in names:
@@ -835,10 +952,17 @@ class ClusterController:
 
         if names:
             cluster.sync(drop)
-            if self._adaptive is None:
+            if self._adaptive is None and not stop_replacing:
                 self._kick()  # a fixed job count was asked for: submit replacements
 
-    def _log_path(self, job_id: str | None) -> str | None:
+    def _local_log_prefix(self) -> str:
+        from naist_dask_tui.core.jobnames import console_job_name
+
+        return f"{console_job_name()}."
+
+    def _log_path(self, job_id: str | None, name: str | None = None) -> str | None:
+        if self.backend == "local" and name:
+            return worker_log.log_path(self.settings.log_dir, self._local_log_prefix(), name)
         if not job_id or self.backend != "sge" or not self.job_name:
             return None
         return os.path.join(self.settings.log_dir, f"{self.job_name}.o{job_id}")
@@ -848,26 +972,28 @@ class ClusterController:
         return set(self._job_ids.values())
 
     # ------------------------------------------------------------------ close
-    def close(self, timeout: float = 60) -> None:
-        """Delete every job of this console (pending ones too) and close the cluster."""
+    def close(self, timeout: float = CLOSE_TIMEOUT) -> None:
+        """Delete every job of this console (pending ones too) and close the cluster.
+
+        Bounded in every state (a lost scheduler, thousands of jobs asked for, workers failing
+        to start): submission stops at once (between two paced batches), every job is deleted
+        with one ``qdel`` by id and by this console's job name, and the cluster's own close
+        gets ``timeout`` seconds; a cluster that does not close by then is left to the
+        process's exit (its jobs are already gone)."""
         if self._closed:
             return
         self._closed = True
+        self._stopping.set()
         self._adapt_stop.set()
         self._executor.shutdown(wait=False, cancel_futures=True)
-        errors = []
+        errors: list[BaseException] = []
         if self.backend == "sge":
             try:
                 self._delete_all_jobs()
             except Exception as exc:
                 errors.append(exc)
-        for closer in (self.client, self.cluster):
-            if closer is None:
-                continue
-            try:
-                closer.close(timeout=timeout) if closer is self.cluster else closer.close()
-            except Exception as exc:
-                errors.append(exc)
+            self._forget_deleted_jobs()
+        self._close_cluster(timeout, errors)
         if self.backend == "sge":
             try:  # anything qsub-ed while we were closing
                 self._delete_all_jobs()
@@ -877,6 +1003,47 @@ class ClusterController:
             self._remove_credentials()
         if errors:
             logger.warning("errors while closing: %s", errors)
+
+    def _forget_deleted_jobs(self) -> None:
+        """The jobs are deleted already: the cluster's close must not ``qdel`` them again one
+        by one (a process spawn per job). dask-jobqueue's ``Job.close`` skips a job without an
+        id; a job whose ``qsub`` is still running gets its id later, and is deleted by name."""
+        cluster = self.cluster
+        if cluster is None:
+            return
+        for job in list(getattr(cluster, "workers", {}).values()):
+            if getattr(job, "job_id", None):
+                job.job_id = None
+
+    def _close_cluster(self, timeout: float, errors: list[BaseException]) -> None:
+        client, cluster = self.client, self.cluster
+        scheduler = getattr(cluster, "scheduler", None)
+        if scheduler is not None and getattr(scheduler, "status", Status.running) in (
+            Status.closed, Status.closing, Status.failed
+        ):
+            # The scheduler is gone already (the "lost" state): asking it to terminate would
+            # wait for a connection until distributed's connect timeout (30 s).
+            cluster.shutdown_scheduler = False
+
+        def close_both() -> None:
+            for closer in (client, cluster):
+                if closer is None:
+                    continue
+                try:
+                    closer.close(timeout=timeout)
+                except Exception as exc:
+                    errors.append(exc)
+
+        thread = threading.Thread(target=close_both, name="ndtui-close", daemon=True)
+        thread.start()
+        thread.join(timeout + 2.0)
+        if thread.is_alive():
+            errors.append(TimeoutError(f"the cluster did not close within {timeout:.0f} s"))
+            # distributed's own atexit would try again (and wait once more): it is ours to drop
+            with contextlib.suppress(Exception):
+                from distributed.deploy.spec import SpecCluster
+
+                SpecCluster._instances.discard(cluster)
 
     def _remove_credentials(self) -> None:
         # dask-jobqueue keeps the workers' credential files open as NamedTemporaryFiles on the
@@ -891,22 +1058,27 @@ class ClusterController:
         shutil.rmtree(self._tls_dir, ignore_errors=True)
 
     def _delete_all_jobs(self) -> None:
-        ids = self.submitted_job_ids()
-        present: dict[str, SgeJob] = {}
-        if self.job_name and sge.available():
-            try:
-                present = {j.job_id: j for j in sge.qstat() if j.name == self.job_name}
-            except sge.SgeError as exc:
-                logger.warning("qstat failed while closing: %s", exc)
-        ids |= set(present)
-        if ids:
-            sge.qdel(sorted(ids))
-        # A job on a dead node stays "dr" after a plain qdel until the node answers: force
-        # those out, where SGE lets us do it at once.
-        lost = {self._job_ids.get(n) for n in [*self._lost_since, *self._deleting]}
+        """One ``qdel`` of every job id this console knows and of its job name (a job whose
+        ``qsub`` had not returned yet has no known id but has the name). A job on a dead node
+        stays "dr" after a plain qdel until the node answers: those are then forced out, where
+        SGE lets us (a forced qdel alone, at once, crashed the qmaster of SGE 8.1.9)."""
+        targets = sorted(self.submitted_job_ids())
+        if self.job_name:
+            targets.append(self.job_name)
+        if not targets or not sge.available():
+            return
+        sge.qdel(targets)
+        lost = {self._job_ids.get(n) for n in [*self._lost_since, *self._deleting]} - {None}
         dead = set(self._avoid)
+        if not (lost or dead) or not self._can_force():
+            return
+        try:
+            present = {j.job_id: j for j in sge.qstat() if j.name == self.job_name}
+        except sge.SgeError as exc:
+            logger.warning("qstat failed while closing: %s", exc)
+            return
         force = sorted(i for i, j in present.items() if i in lost or j.host in dead)
-        if force and self._can_force():
+        if force:
             sge.qdel(force, force=True)
 
     def __enter__(self):
@@ -931,6 +1103,22 @@ def _lost_worker_timeout() -> float:
         return float(parse_timedelta(dask.config.get("distributed.deploy.lost-worker-timeout")))
     except Exception:
         return 15.0
+async def _shield_from_terminal_interrupt() -> None:
+    """Run on the cluster's event loop thread: block SIGINT there. Processes started from that
+    thread (local workers, qsub) inherit the blocked signal, so a Ctrl+C in the terminal of a
+    headless console (sent to its whole process group) does not make every worker print a
+    KeyboardInterrupt traceback: the console stops them itself, in order. The main thread,
+    which handles the signal, is not affected.
+
+    multiprocessing's resource tracker is started first: starting it unblocks SIGINT again in
+    the thread that starts it."""
+    if not hasattr(signal, "pthread_sigmask"):
+        return
+    with contextlib.suppress(Exception):
+        from multiprocessing import resource_tracker
+
+        resource_tracker.ensure_running()
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
 
 
 def _submit_error(exc: BaseException) -> str:

@@ -28,6 +28,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from naist_dask_tui.core.pane_guard import (
+    PaneRefusal,
+    ResultTooLarge,
+    install_result_guard,
+    pane_builtins,
+    run_guard_limit,
+    too_large_message,
+)
 from naist_dask_tui.core.progress import ProgressSnapshot, ProgressTracker
 
 MiB = 2**20
@@ -38,9 +46,6 @@ DEFAULT_MAX_REPR_CHARS = 20_000
 _CANCEL_GRACE = 1.0  # seconds the code's thread gets to stop after the cluster side is cancelled
 _FILENAME_PREFIX = "<console-"
 
-
-class ResultTooLarge(Exception):
-    """The result would be too large to bring to the login node."""
 
 
 class _RunCancelled(Exception):
@@ -427,13 +432,7 @@ def _known_nbytes(value: Any) -> int | None:
 
 
 def _too_large_message(nbytes: int, limit: int, measured: bool) -> str:
-    how = "is" if measured else "would be"
-    return (
-        f"Result refused: it {how} {format_bytes(nbytes)}, over the console's limit of "
-        f"{format_bytes(limit)} for bringing data to the login node.\n"
-        "Keep it on the cluster with `.persist()` (or run with persist), or reduce it first "
-        "(e.g. `.sum()`, `.mean(axis=0)`, a slice `[:10]`) so that only a small result comes back."
-    )
+    return too_large_message(nbytes, limit, measured)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -472,6 +471,7 @@ class ComputeSession:
         self._namespace: dict[str, Any] | None = None
         self._extra_names: dict[str, Any] = {**(namespace or {}), **extras}
         self._tracker = ProgressTracker(client, interval=progress_interval)
+        self._guard_client(client)
         self._run_lock = threading.Lock()
         self._wake = threading.Event()
         self._cancel_requested = threading.Event()
@@ -492,8 +492,10 @@ class ComputeSession:
             import numpy as np
 
             ns: dict[str, Any] = {
-                "__name__": "__console__",
-                "__builtins__": __builtins__,
+                # a pasted script's `if __name__ == "__main__":` block runs
+                "__name__": "__main__",
+                # Client() is the console's client; cluster classes refuse (pane_guard)
+                "__builtins__": pane_builtins(self),
                 "da": da,
                 "np": np,
                 "dask": dask,
@@ -570,8 +572,16 @@ class ComputeSession:
             return
         self.client = client
         self._tracker = ProgressTracker(client, interval=self._tracker.interval)
+        self._guard_client(client)
         if self._namespace is not None:
             self._namespace["client"] = client
+
+    def _guard_client(self, client: Any) -> None:
+        """Every gather of the console's client checks its size while a run is going."""
+        try:
+            install_result_guard(client, run_guard_limit(self))
+        except Exception:  # a client without _gather (a test double): no guard to install
+            pass
 
     def _run(self, code: str, persist: bool) -> RunResult:
         try:
@@ -777,6 +787,8 @@ class ComputeSession:
             return "".join(traceback.format_exception_only(type(exc), exc))
         if isinstance(exc, ResultTooLarge):
             return str(exc)
+        if isinstance(exc, PaneRefusal):
+            return f"{exc}{_user_line(exc)}"
         try:
             from distributed.scheduler import KilledWorker
         except Exception:  # pragma: no cover
@@ -820,6 +832,17 @@ class ComputeSession:
             where = f" in task group {group!r}" if group else ""
             text = f"A task failed{where}; its traceback from the worker:\n{text}"
         return text
+
+
+def _user_line(exc: BaseException) -> str:
+    """" (line N)" of the innermost line of the user's code in ``exc``'s traceback."""
+    line = None
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename.startswith(_FILENAME_PREFIX):
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return f" (line {line})" if line else ""
 
 
 def _origin(exc: BaseException) -> str:

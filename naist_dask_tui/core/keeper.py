@@ -351,6 +351,7 @@ class Keeper:
             "processes": c.processes,
             "stopping": self.stop_reason if self._stop.is_set() else None,
             "compute": dict(self._compute),
+            "limits": c.limits.to_wire() if c.limits is not None else None,
         }
         self.board.publish(body)
 

@@ -98,4 +98,5 @@ class Monitor:
             local_directory=getattr(c.settings, "local_directory", None),
             error=error or self.sge_error,
             notices=tuple(notices),
+            limits=c.limits,
         )

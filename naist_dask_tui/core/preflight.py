@@ -235,7 +235,7 @@ def _directory_checks(settings: Settings, backend: str) -> list[Check]:
     return checks
 
 
-def _memory_check(settings: Settings) -> Check:
+def _memory_check(settings: Settings, backend: str = "sge") -> Check:
     try:
         size = settings.memory_bytes
     except (ValueError, TypeError):
@@ -243,6 +243,19 @@ def _memory_check(settings: Settings) -> Check:
                      "use a number with a unit, e.g. 250GB or 120GiB", field="memory")
     from dask.utils import format_bytes
 
+    if backend == "local":
+        # the local view (limits.local_view): workers of this machine, sized to fit it
+        from naist_dask_tui.core import limits
+
+        try:
+            local, lim = limits.local_view(settings)
+        except SettingsError as e:
+            return Check("memory", False, str(e), field=e.field)
+        total = format_bytes(limits._total_memory()).replace(" ", "")
+        most = format_bytes(local.memory_bytes * lim.max_jobs).replace(" ", "")
+        return Check("memory", True,
+                     f"memory {local.memory} per local worker; at most {lim.max_jobs} workers "
+                     f"(max_jobs) hold {most} of this machine's {total}", field="memory")
     per = format_bytes(size // max(settings.processes, 1)).replace(" ", "")
     return Check("memory", True, f"memory {settings.memory} per job ({per} per worker process)",
                  field="memory")
@@ -294,7 +307,7 @@ def run_checks(
             checks.extend(_pe_checks(settings, which))
             checks.extend(_interface_checks(settings))
     checks.extend(_directory_checks(settings, "sge" if sge else backend))
-    checks.append(_memory_check(settings))
+    checks.append(_memory_check(settings, "sge" if sge else "local"))
     return checks
 
 

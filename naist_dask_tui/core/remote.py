@@ -114,6 +114,12 @@ class RemoteController:
         return (int(a[0]), int(a[1])) if a else None
 
     @property
+    def limits(self):
+        from naist_dask_tui.core.limits import Limits
+
+        return Limits.from_wire(self._state.get("limits"))
+
+    @property
     def processes(self) -> int:
         return int(self._state.get("processes") or 1)
 
@@ -326,6 +332,7 @@ class RemoteMonitor:
             screens=int(s.get("screens") or 0),
             idle_timeout=s.get("idle_timeout"),
             idle_since=s.get("idle_since"),
+            limits=c.limits,
         )
 
 

@@ -62,6 +62,9 @@ class Settings:
     backend: str = "auto"  # auto | sge | local
     attach: str | None = None  # tcp://host:8786: attach to a running scheduler instead
     jobs: int = 10
+    # The ceiling on any request for jobs; None: from the backend (SGE: 2 x what the queue
+    # runs at once; local: the machine's cores). See core/limits.py.
+    max_jobs: int | None = None
     cores: int = 24  # per job
     processes: int = 1  # dask worker processes per job
     memory: str = "250GB"  # per job
@@ -96,6 +99,10 @@ class Settings:
     origins: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
     # What resolved_for_local() changed, to show the user.
     notes: tuple[str, ...] = field(default=(), compare=False, repr=False)
+    # The config file's [keys] table (binding id -> keys), checked by naist_dask_tui.keymap
+    # (the binding ids live in the screen's modules), and the file it came from.
+    keys: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+    config_path: str | None = field(default=None, compare=False, repr=False)
 
     # -- derived values ----------------------------------------------------------------------
 
@@ -236,19 +243,25 @@ class Settings:
             kwargs["shared_temp_directory"] = self.tls_dir
         return kwargs
 
-    def resolved_for_local(self, cpu_count: int, total_memory: int) -> Settings:
+    def resolved_for_local(
+        self, cpu_count: int, total_memory: int, max_workers: int | None = None
+    ) -> Settings:
         """Values for a LocalCluster on this machine.
 
         The built-in profile describes 24-core, 250 GB cluster nodes; on a laptop those make no
         sense, so what came only from a built-in profile is sized to the machine: 2 workers,
-        half the CPUs each, 80% of the RAM shared. Whatever the user set is kept.
+        half the CPUs each, 80% of the RAM shared by as many workers as may run (``max_workers``,
+        the local ``max_jobs``; default: the starting workers), so that the workers' memory
+        limits never add up to more than the machine has. Whatever the user set is kept.
         """
         changes: dict[str, Any] = {}
         notes: list[str] = []
         jobs = self.jobs
-        if not self.explicit("jobs") and jobs != 2:
-            jobs = changes["jobs"] = 2
-            notes.append(f"jobs {self.jobs} -> 2 local workers (the profile's value is for SGE)")
+        if not self.explicit("jobs"):
+            start = min(2, max_workers) if max_workers else 2
+            if jobs != start:
+                jobs = changes["jobs"] = start
+                notes.append(f"jobs {self.jobs} -> {start} local workers (the profile's value is for SGE)")
         if not self.explicit("cores"):
             per = max(1, cpu_count // 2)
             cores = max(self.processes, per - per % self.processes)
@@ -258,12 +271,14 @@ class Settings:
         if not self.explicit("memory"):
             from dask.utils import format_bytes
 
-            memory = format_bytes(int(total_memory * 0.8 / max(jobs, 1))).replace(" ", "")
+            shared = max(jobs, max_workers or 0, 1)
+            memory = format_bytes(int(total_memory * 0.8 / shared)).replace(" ", "")
             if memory != self.memory:
                 changes["memory"] = memory
+                by = f"up to {shared} workers, max_jobs" if max_workers else str(shared)
                 notes.append(
                     f"memory {self.memory} -> {memory} per worker (80% of "
-                    f"{format_bytes(total_memory).replace(' ', '')} shared by {max(jobs, 1)})"
+                    f"{format_bytes(total_memory).replace(' ', '')} shared by {by})"
                 )
         if not changes:
             return self
@@ -280,22 +295,36 @@ class Settings:
             notes=self.notes + tuple(notes),
         )
 
-    def describe(self) -> list[str]:
-        """One line per setting: name, value, where it came from."""
+    def describe(self, backend: str | None = None) -> list[str]:
+        """One line per setting: name, value, where it came from. For ``backend`` "local" the
+        settings only SGE uses are left out (and named once)."""
         lines = []
+        skip = SGE_ONLY if backend == "local" else ()
         for f in _FIELDS:
+            if f.name in skip:
+                continue
             value = getattr(self, f.name)
             if isinstance(value, tuple):
                 value = " ".join(repr(v) for v in value) or "()"
             elif value is None:
-                value = "-"
+                value = "auto (from the backend)" if f.name == "max_jobs" else "-"
             lines.append(f"{f.name:<21} {str(value):<28} {self.origin_of(f.name)}")
         lines.append(f"{'log_dir':<21} {self.log_dir}")
         lines.extend(f"note: {n}" for n in self.notes)
+        if skip:
+            lines.append(f"note: not used by a local cluster: {', '.join(skip)}")
         return lines
 
 
-_FIELDS = [f for f in dataclasses.fields(Settings) if f.name not in ("sources", "origins", "notes")]
+_FIELDS = [
+    f for f in dataclasses.fields(Settings)
+    if f.name not in ("sources", "origins", "notes", "keys", "config_path")
+]
+# Settings only an SGE cluster uses (a local cluster ignores them).
+SGE_ONLY = (
+    "queue", "project", "walltime", "lifetime", "interface", "scheduler_interface",
+    "job_extra_directives", "resource_spec", "worker_extra_args", "tls", "skip_interface_check",
+)
 FIELD_NAMES = tuple(f.name for f in _FIELDS)
 
 BUILTIN_PROFILES: dict[str, dict[str, Any]] = {
@@ -532,6 +561,7 @@ _CONVERT: dict[str, Callable[[str, Any], Any]] = {
     "backend": _to_backend,
     "attach": _to_address,
     "jobs": lambda n, v: _to_int(n, v, 0),
+    "max_jobs": lambda n, v: _to_int(n, v, 1, optional=True),
     "cores": lambda n, v: _to_int(n, v, 1),
     "processes": lambda n, v: _to_int(n, v, 1),
     "memory": _to_memory,
@@ -693,6 +723,7 @@ class _ConfigFile:
     top: Layer
     profile: tuple[str, str] | None  # (name, origin)
     profiles: dict[str, tuple[Layer, str | None, str]]  # name -> (values, inherits, origin)
+    keys: dict[str, Any] = field(default_factory=dict)  # the [keys] table, raw
 
 
 def _check_keys(table: Mapping[str, Any], allowed: set[str], where: str, path: Path) -> Layer:
@@ -725,6 +756,9 @@ def read_config_file(path: Path | None, explicit: bool) -> _ConfigFile:
     except OSError as e:
         raise SettingsError("config", f"{path} cannot be read: {e.strerror or e}") from None
 
+    keys = data.pop("keys", None)
+    if keys is not None and not isinstance(keys, dict):
+        raise SettingsError("keys", f"must be a table ([keys], binding id = \"key\") in {path}", str(path))
     allowed = set(FIELD_NAMES) | {"profiles"}
     top = _check_keys(data, allowed, "", path)
     profile = None
@@ -745,7 +779,7 @@ def read_config_file(path: Path | None, explicit: bool) -> _ConfigFile:
             if inherits is not None and not isinstance(inherits, str):
                 raise SettingsError("inherits", f"{inherits!r} is not a profile name{where} in {path}", str(path))
             profiles[name] = (values, inherits, f"{path}{where}")
-    return _ConfigFile(path, top, profile, profiles)
+    return _ConfigFile(path, top, profile, profiles, dict(keys or {}))
 
 
 def profile_layer(name: str, source: str, config: _ConfigFile) -> Layer:
@@ -864,7 +898,9 @@ def load_settings(
     sources["profile"], origins["profile"] = profile_source
 
     settings = Settings(
-        **values, sources=types.MappingProxyType(sources), origins=types.MappingProxyType(origins)
+        **values, sources=types.MappingProxyType(sources), origins=types.MappingProxyType(origins),
+        keys=types.MappingProxyType(config.keys),
+        config_path=str(config.path) if config.path is not None else None,
     )
     _check_together(settings)
     return settings

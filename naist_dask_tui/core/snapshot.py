@@ -203,6 +203,7 @@ class ConsoleSnapshot:
     idle_timeout: float | None = None
     idle_since: float | None = None  # nothing kept it busy since then (None: busy)
     fatal: bool = False  # the cluster could not start: ``error`` says why; the screen ends
+    limits: object | None = None  # core.limits.Limits in force (max_jobs, what runs at once)
 
     @property
     def jobs_running(self) -> int:

@@ -10,27 +10,30 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 INTRO = """\
-[b]naist-dask-tui[/b]: your Dask cluster on SGE, from this terminal.
-Jobs are SGE jobs; each runs dask workers. Scaling down retires workers (their data moves)
-before the job is deleted.
-
-The cluster lives in a background [b]keeper[/b], not in this screen: [b]d[/b] (or a dropped SSH
-connection) detaches and leaves it running; [b]q[/b] asks whether to stop it (every job deleted)
-or detach. [b]naist-dask-tui attach[/b] comes back to it, [b]naist-dask-tui ls[/b] lists your
-clusters, [b]naist-dask-tui stop[/b] stops one. Detached and unused (no screen, no computation,
-no task) for its idle timeout (20 min by default), it stops by itself and deletes its jobs.
+[b]naist-dask-tui[/b]: your Dask cluster, from this terminal; it lives in a background keeper: \
+[b]d[/b] detaches, [b]q[/b] stops it or detaches (more after the keys).
+"""
+# After the keys: at 80x24 the keys of where you are come first.
+OUTRO = """\
+[b $accent]Detach, reattach, stop[/]
+On SGE a job runs dask workers; on a local cluster a job is one worker process. Scaling down \
+retires workers (their data moves) first. The cluster is not this screen: detached, it keeps running with its jobs and data. \
+[b]naist-dask-tui attach[/b] comes back to it, [b]naist-dask-tui ls[/b] lists your clusters, \
+[b]naist-dask-tui stop[/b] stops one (every job deleted). \
+With no screen, no computation and no task for its idle timeout (20 min by default), \
+it stops by itself and deletes its jobs.
 
 [b $accent]Use it from your own script or notebook[/] (you, on this login node)
   shell:   eval "$(naist-dask-tui env)"   then plain   client = distributed.Client()
   Python:  from naist_dask_tui import connect;   client = connect()
-  Both use TLS with credentials only you can read; other users cannot connect.
+Both use TLS with credentials only you can read; other users cannot connect.
 """
 
-
 def _key_display(binding: Binding) -> str:
-    names = {"plus": "+", "minus": "-", "slash": "/", "question_mark": "?", "escape": "Esc"}
+    names = {"plus": "+", "minus": "-", "slash": "/", "question_mark": "?", "escape": "Esc",
+             "equals_sign": "=", "ctrl+pagedown": "ctrl+PgDn", "ctrl+pageup": "ctrl+PgUp"}
     keys = binding.key_display or ", ".join(names.get(k, k) for k in binding.key.split(","))
-    return keys
+    return keys.replace("^", "ctrl+")
 
 
 def help_markup(sections: list[tuple[str, list[Binding]]]) -> str:
@@ -38,10 +41,14 @@ def help_markup(sections: list[tuple[str, list[Binding]]]) -> str:
     for title, bindings in sections:
         lines.append(f"[b $accent]{escape(title)}[/]")
         for b in bindings:
-            if b.description:
-                lines.append(f"  [b]{escape(_key_display(b)):>12}[/b]  {escape(b.description)}")
+            text = b.tooltip or b.description  # the footer's words are short; help says more
+            if text:
+                lines.append(f"  [b]{escape(_key_display(b)):>12}[/b]  {escape(text)}")
         lines.append("")
+    lines.append(OUTRO)
     lines.append("Ctrl+P opens the command palette with the same actions.  Esc or ? closes this.")
+    lines.append("Keys can be rebound in the config file: a [keys] table of binding id = \"keys\"")
+    lines.append("(the ids: " + ", ".join(sorted({b.id for _, bs in sections for b in bs if b.id})) + ").")
     return "\n".join(lines)
 
 

@@ -1,4 +1,5 @@
-"""Follow a job's SGE output file live (the worker's own log), like ``tail -f``."""
+"""Follow a job's output file live (an SGE job's output file, or a local worker's log file),
+like ``tail -f``."""
 
 from __future__ import annotations
 
@@ -19,11 +20,14 @@ TAIL_BYTES = 64 * 1024
 class LogTailScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,q,l", "close", "Close log", id="log.close")]
 
-    def __init__(self, title: str, path: str | None, *, interval: float = 0.5) -> None:
+    def __init__(
+        self, title: str, path: str | None, *, interval: float = 0.5, backend: str | None = "sge"
+    ) -> None:
         super().__init__(classes="dialog-screen")
         self.title_text = title
         self.path = path
         self.interval = interval
+        self.backend = backend
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog log-dialog"):
@@ -34,7 +38,9 @@ class LogTailScreen(ModalScreen[None]):
         if self.path:
             self.follow(self.path)
         else:
-            self.query_one(Log).write_line("SGE has not reported an output file for this job yet.")
+            from naist_dask_tui.words import no_log_text
+
+            self.query_one(Log).write_line(no_log_text(self.backend))
 
     def _write(self, text: str) -> None:
         self.query_one(Log).write(text)
@@ -69,7 +75,8 @@ class LogTailScreen(ModalScreen[None]):
             except FileNotFoundError:
                 if not waiting_said:
                     waiting_said = True
-                    if not self._post(f"waiting for {path} (the job may still be pending)\n"):
+                    what = "the worker may still be starting" if self.backend == "local" else "the job may still be pending"
+                    if not self._post(f"waiting for {path} ({what})\n"):
                         return
             except OSError as exc:
                 self._post(f"cannot read {path}: {exc}\n")

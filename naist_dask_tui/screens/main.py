@@ -16,17 +16,19 @@ from textual.containers import Container, Vertical
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import Footer, Input, Static, Tab, Tabs
+from textual.widgets import Input, Static, Tab, Tabs
 
 from naist_dask_tui.core.control import Capabilities
 from naist_dask_tui.core.snapshot import ConsoleSnapshot, JobRow, JobState
 from naist_dask_tui.history import MemoryHistory
 from naist_dask_tui.messages import AdaptRequested, LeaveRequested, RetireRequested, ScaleRequested
+from naist_dask_tui.widgets.footer import ConsoleFooter
 from naist_dask_tui.widgets.jobs_table import JobsTable, job_views
 from naist_dask_tui.widgets.memory_panel import MemoryPanel
 from naist_dask_tui.widgets.spill_panel import SpillPanel
 from naist_dask_tui.widgets.status_bar import StatusBar
 from naist_dask_tui.widgets.workers_table import WorkersTable
+from naist_dask_tui.words import jobs_panel_title
 
 PANELS = ("workers", "memory", "spill", "jobs", "compute")
 OVERVIEW = ("workers", "memory", "spill", "jobs")
@@ -56,18 +58,26 @@ NEEDS = {
 
 
 class MainScreen(Screen[None]):
+    # The whole key map (and why these keys) is in naist_dask_tui/keymap.py; descriptions are
+    # short: the footer shows them at 80 columns.
     BINDINGS = [
-        Binding("q", "request_quit", "Quit", id="main.quit"),
-        Binding("d", "detach", "Detach", id="main.detach"),
-        Binding("plus,equals_sign", "scale_up", "Job +1", key_display="+", id="main.scale_up"),
-        Binding("minus", "scale_down", "Job -1", key_display="-", id="main.scale_down"),
-        Binding("s", "scale_to", "Scale to…", id="main.scale_to"),
-        Binding("a", "toggle_adaptive", "Adaptive", id="main.adaptive"),
-        Binding("r", "retire", "Retire job", id="main.retire"),
-        Binding("slash", "filter", "Filter", key_display="/", id="main.filter"),
-        Binding("l", "job_log", "Job log", id="main.job_log"),
-        Binding("L", "console_log", "Keeper log", show=False, id="main.console_log"),
-        Binding("question_mark", "help", "Help", key_display="?", id="main.help"),
+        Binding("q", "request_quit", "Quit", tooltip="Quit: stop the cluster (every job deleted) or detach", id="main.quit"),
+        Binding("d", "detach", "Detach", tooltip="Detach: the screen closes, the cluster keeps running", id="main.detach"),
+        Binding("plus,equals_sign", "scale_up", "Job+", key_display="+", tooltip="Job +1: one job more", id="main.scale_up"),
+        Binding("minus", "scale_down", "Job-", key_display="-", tooltip="Job -1: one job less (graceful)", id="main.scale_down"),
+        Binding("s", "scale_to", "Scale", tooltip="Scale to an exact number of jobs", id="main.scale_to"),
+        Binding("a", "toggle_adaptive", "Adapt", tooltip="Adaptive scaling on/off", id="main.adaptive"),
+        Binding("slash", "filter", "Filter", key_display="/", tooltip="Filter the workers (name and job first)", id="main.filter"),
+        Binding("l", "job_log", "Log", tooltip="Job log: follow the selected job's output", id="main.job_log"),
+        Binding("L", "console_log", "Keeper log", show=False, tooltip="Follow the cluster keeper's log", id="main.console_log"),
+        Binding("question_mark", "help", "Help", key_display="?", tooltip="Help: every key", id="main.help"),
+        Binding("f1", "help", "Help", tooltip="Help (also from the editor)", id="main.help_f1"),
+        # priority: scroll views (the editor, the tables) would page sideways on these keys
+        Binding("ctrl+pagedown", "cycle_panel(1)", "Panel", key_display="^PgDn", priority=True,
+                tooltip="Next panel (also from the editor)", id="main.next_panel"),
+        Binding("ctrl+pageup", "cycle_panel(-1)", "Previous panel", show=False, priority=True,
+                id="main.previous_panel"),
+        Binding("r", "retire", "Retire job", show=False, tooltip="Retire job: the selected worker's job, gracefully", id="main.retire"),
         Binding("1", "show_panel('workers')", "Workers panel", show=False, id="main.panel_workers"),
         Binding("2", "show_panel('memory')", "Memory panel", show=False, id="main.panel_memory"),
         Binding("3", "show_panel('spill')", "Spill panel", show=False, id="main.panel_spill"),
@@ -91,10 +101,12 @@ class MainScreen(Screen[None]):
         retry_in: float | None = None,
         log_files: list[tuple[str, str]] | None = None,
         name: str | None = None,
+        backend: str | None = None,
     ) -> None:
         super().__init__(id="main")
         self.log_files = list(log_files or [])
         self.cluster_name = name
+        self.backend = backend  # until a snapshot says
         self._user = user
         self._login_host = login_host
         self._compute = compute
@@ -128,14 +140,14 @@ class MainScreen(Screen[None]):
                 yield self._compute or Static(
                     "The compute pane is not available in this build.", id="compute-placeholder"
                 )
-        yield Footer()
+        yield ConsoleFooter(compact=True)
 
     def on_mount(self) -> None:
         titles = {
             "workers-panel": "Workers",
             "memory-panel": "Memory",
             "spill-panel": "Spill to disk",
-            "jobs-panel": "SGE jobs",
+            "jobs-panel": jobs_panel_title(self.backend),
             "compute-panel": "Compute",
         }
         for panel_id, title in titles.items():
@@ -181,6 +193,10 @@ class MainScreen(Screen[None]):
     def action_show_panel(self, name: str) -> None:
         self.query_one(Tabs).active = name
 
+    def action_cycle_panel(self, step: int) -> None:
+        i = PANELS.index(self.active_panel) if self.active_panel in PANELS else 0
+        self.action_show_panel(PANELS[(i + step) % len(PANELS)])
+
     def on_tabs_tab_activated(self, event: Tabs.TabActivated) -> None:
         if event.tab is None or event.tab.id is None:
             return
@@ -208,6 +224,9 @@ class MainScreen(Screen[None]):
     def watch_snapshot(self, snapshot: ConsoleSnapshot | None) -> None:
         if snapshot is None or not self.ready:
             return
+        if snapshot.backend != self.backend:
+            self.backend = snapshot.backend
+            self.query_one("#jobs-panel").border_title = jobs_panel_title(snapshot.backend)
         cluster = snapshot.cluster
         totals = cluster.totals if cluster is not None else None
         history = self.history
@@ -251,27 +270,35 @@ class MainScreen(Screen[None]):
         self.requested = jobs  # shown at once, before any refresh
         self.post_message(ScaleRequested(jobs))
 
-    def _confirm_zero(self, jobs: int) -> None:
-        from naist_dask_tui.screens.confirm import ConfirmScreen
+    @property
+    def limits(self):
+        return self.snapshot.limits if self.snapshot is not None else None
 
-        current = self.requested_jobs
-        if jobs != 0 or current == 0:
+    def _confirm_zero(self, jobs: int, stepwise: bool = False) -> None:
+        """Refuse above max_jobs; ask before 0 and before jobs that would pend."""
+        from naist_dask_tui.screens.confirm import ConfirmScreen
+        from naist_dask_tui.screens.scale_dialog import scale_problem, scale_question
+
+        problem = scale_problem(self.limits, jobs)
+        if problem:
+            self.notify(problem, severity="error", timeout=8)
+            return
+        question = scale_question(self.limits, self.requested_jobs, jobs, stepwise=stepwise)
+        if not question:
             self.request_scale(jobs)
             return
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self.request_scale(0)
+                self.request_scale(jobs)
             else:
                 self.notify("Nothing changed.", timeout=2)
 
-        question = (
-            f"Scale to 0 jobs? All {current} job(s) are deleted and the data their workers hold is lost."
-        )
-        self.app.push_screen(ConfirmScreen(question, yes="Scale to 0"), answered)
+        yes = "Scale to 0" if jobs == 0 else f"Scale to {jobs}"
+        self.app.push_screen(ConfirmScreen(question, yes=yes), answered)
 
     def action_scale_up(self) -> None:
-        self.request_scale(self.requested_jobs + 1)
+        self._confirm_zero(self.requested_jobs + 1, stepwise=True)
 
     def action_scale_down(self) -> None:
         current = self.requested_jobs
@@ -287,7 +314,7 @@ class MainScreen(Screen[None]):
             if jobs is not None:
                 self._confirm_zero(jobs)
 
-        self.app.push_screen(ScaleDialog(self.requested_jobs), answered)
+        self.app.push_screen(ScaleDialog(self.requested_jobs, self.limits), answered)
 
     def action_toggle_adaptive(self) -> None:
         from naist_dask_tui.screens.scale_dialog import AdaptDialog
@@ -302,8 +329,9 @@ class MainScreen(Screen[None]):
                 self.notify(f"Adaptive scaling on: {bounds[0]}-{bounds[1]} jobs", timeout=3)
                 self.post_message(AdaptRequested(bounds))
 
-        current = self.requested_jobs
-        self.app.push_screen(AdaptDialog(min(current, 1), max(current, 4)), answered)
+        current, limits = self.requested_jobs, self.limits
+        hi = max(current, 4) if limits is None else min(max(current, 4), limits.max_jobs)
+        self.app.push_screen(AdaptDialog(min(current, 1), hi, limits), answered)
 
     # ---- leaving ----------------------------------------------------------------------------
 
@@ -395,33 +423,31 @@ class MainScreen(Screen[None]):
         )
 
     def action_help(self) -> None:
+        from naist_dask_tui.keymap import help_sections
         from naist_dask_tui.screens.help import HelpScreen
-        from naist_dask_tui.widgets.row_table import RowTable
 
-        self.app.push_screen(
-            HelpScreen(
-                [
-                    ("Cluster", [b for b in self.BINDINGS if isinstance(b, Binding) and self.check_action(b.action, ())]),
-                    ("Tables (workers, spill, jobs)", list(RowTable.BINDINGS)),  # type: ignore[arg-type]
-                    ("Anywhere", list(self.app.BINDINGS)),  # type: ignore[arg-type]
-                ]
-            )
-        )
+        def offered(binding: Binding) -> bool:  # what this cluster cannot do is not listed
+            return not (binding.id or "").startswith("main.") or bool(self.check_action(binding.action, ()))
+
+        sections = [(title, [b for b in bindings if offered(b)]) for title, bindings in help_sections(self.app)]
+        self.app.push_screen(HelpScreen(sections))
 
     # ---- command palette ----------------------------------------------------------------------
 
     def palette_commands(self) -> Iterable[SystemCommand]:
-        noun = "SGE job" if (self.snapshot is None or self.snapshot.backend == "sge") else "worker"
+        from naist_dask_tui.words import palette_text
+
+        up, down, log = (palette_text(self.backend, a) for a in ("scale_up", "scale_down", "job_log"))
         commands = [
-            ("scale_up", "Scale: one job more (+)", f"Submit one more {noun}", self.action_scale_up),
-            ("scale_down", "Scale: one job less (-)", "Retire and delete one job", self.action_scale_down),
+            ("scale_up", *up, self.action_scale_up),
+            ("scale_down", *down, self.action_scale_down),
             ("scale_to", "Scale to an exact number of jobs (s)", "Type a job count", self.action_scale_to),
             ("toggle_adaptive", "Adaptive scaling on/off (a)", "Let dask choose between min and max jobs",
              self.action_toggle_adaptive),
             ("retire", "Retire the selected worker's job (r)", "Move its data away, then delete it",
              self.action_retire),
             ("filter", "Filter workers (/)", "Show only matching workers", self.action_filter),
-            ("job_log", "Show the selected job's output (l)", "Follow the worker log live", self.action_job_log),
+            ("job_log", *log, self.action_job_log),
             ("detach", "Detach (d)", "Leave the cluster running without this screen", self.action_detach),
             ("console_log", "Show the keeper's log (L)", "What the cluster's keeper did and why",
              self.action_console_log),
@@ -465,8 +491,9 @@ class MainScreen(Screen[None]):
 
     def _update_subtitle(self) -> None:
         table = self.workers_table
+        field = f" ({table.filter_field})" if getattr(table, "filter_field", "") else ""
         subtitle = (
-            f"{table.row_count} of {table.total_count} match /{table.filter_text}"
+            f"{table.row_count} of {table.total_count} match /{table.filter_text}{field}"
             if table.filter_text
             else f"{table.total_count} workers"
         )
@@ -529,7 +556,10 @@ class MainScreen(Screen[None]):
     def show_job_log(self, job: JobRow) -> None:
         from naist_dask_tui.screens.log_tail import LogTailScreen
 
-        self.app.push_screen(LogTailScreen(f"job {job.job_id or job.name}", job.log_path))
+        noun = "worker" if self.backend == "local" else "job"
+        self.app.push_screen(
+            LogTailScreen(f"{noun} {job.job_id or job.name}", job.log_path, backend=self.backend)
+        )
 
 
 

@@ -6,7 +6,7 @@ dialog stays open.
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -29,6 +29,36 @@ def parse_job_count(text: str, *, field: str = "job count") -> int:
     if value < 0:
         raise ValueError(f"The {field} cannot be negative (0 deletes every job).")
     return value
+
+
+def scale_problem(limits: Any, jobs: int, what: str = "scale") -> str | None:
+    """The one line refusing ``jobs`` (above ``max_jobs``), or None when it is allowed."""
+    if limits is None:
+        return None
+    try:
+        limits.check(jobs, what)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def scale_question(limits: Any, current: int, jobs: int, *, stepwise: bool = False) -> str | None:
+    """The question to ask before scaling from ``current`` to ``jobs``, or None.
+
+    Scaling to 0 deletes every job's data. Scaling above what the queue runs at once leaves
+    the rest pending: asked each time for an exact count, and once, when the line is crossed,
+    for one job more at a time (``stepwise``)."""
+    if jobs == 0 and current > 0:
+        return (
+            f"Scale to 0 jobs? All {current} job(s) are deleted and the data their workers "
+            "hold is lost."
+        )
+    if limits is None or jobs <= current:
+        return None
+    waiting = limits.pending(jobs)
+    if not waiting or (stepwise and limits.pending(current)):
+        return None
+    return f"Scale to {jobs} jobs? {limits.pend_sentence(jobs)} until others finish."
 
 
 class _NumberDialog(ModalScreen[T]):
@@ -65,13 +95,15 @@ class ScaleDialog(_NumberDialog[int | None]):
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="scale.cancel")]
 
-    def __init__(self, current: int) -> None:
+    def __init__(self, current: int, limits: Any = None) -> None:
         super().__init__(classes="dialog-screen")
         self.current = current
+        self.limits = limits
 
     def compose(self) -> ComposeResult:
+        ceiling = f", at most {self.limits.max_jobs}" if self.limits is not None else ""
         with Vertical(classes="dialog"):
-            yield Label(f"Scale to how many jobs? (now {self.current})")
+            yield Label(f"Scale to how many jobs? (now {self.current}{ceiling})")
             yield Input(str(self.current), placeholder="number of jobs", id="jobs")
             yield Static("", id="error", classes="error")
             with Horizontal(classes="buttons"):
@@ -82,7 +114,11 @@ class ScaleDialog(_NumberDialog[int | None]):
         self.query_one(Input).focus()
 
     def _read(self) -> int:
-        return parse_job_count(self.query_one("#jobs", Input).value)
+        jobs = parse_job_count(self.query_one("#jobs", Input).value)
+        problem = scale_problem(self.limits, jobs)
+        if problem:
+            raise ValueError(problem)
+        return jobs
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
@@ -94,10 +130,11 @@ class AdaptDialog(_NumberDialog[tuple[int, int] | None]):
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="adapt.cancel")]
 
-    def __init__(self, minimum: int, maximum: int) -> None:
+    def __init__(self, minimum: int, maximum: int, limits: Any = None) -> None:
         super().__init__(classes="dialog-screen")
         self.minimum = minimum
         self.maximum = maximum
+        self.limits = limits
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
@@ -122,6 +159,9 @@ class AdaptDialog(_NumberDialog[tuple[int, int] | None]):
             raise ValueError(f"The maximum ({hi}) must be at least the minimum ({lo}).")
         if hi == 0:
             raise ValueError("The maximum must be at least 1 job.")
+        problem = scale_problem(self.limits, hi, "adaptive maximum")
+        if problem:
+            raise ValueError(problem)
         return lo, hi
 
     def on_input_submitted(self, event: Input.Submitted) -> None:

@@ -5,14 +5,17 @@ pane), its own messages (``RunStarted``, ``RunFinished`` bubble to the app), no 
 Code runs in a thread worker (``ComputeSession.run`` blocks); progress is read from the
 session's cached snapshot by a timer that only runs while a computation does.
 
-Keys (chosen to reach the app through tmux and a plain xterm):
+Keys (chosen to reach the app through tmux and a plain xterm, and to be keys a code editor
+does not need: no alt+ keys, which tmux may split into escape + a letter, and not f6/f7, the
+editor's select line / select all; naist_dask_tui/keymap.py has the whole map):
   ctrl+r            run (ctrl+enter too, on terminals that report it: kitty, WezTerm, foot...)
-  alt+r             run and persist the result on the cluster instead of gathering it
+  ctrl+t            run and keep (persist) the result on the cluster instead of gathering it
   escape, ctrl+c    cancel the running computation (only while one runs; otherwise escape
                     leaves the editor and ctrl+c is the editor's copy / the app's own)
-  ctrl+up, alt+p    previous code from the history
-  ctrl+down, alt+n  next code from the history
-  f2..f6            snippets (f2: the lab's test computation)
+  ctrl+o            the output log on the whole screen, and back
+  ctrl+up / down    previous / next code from the history
+  ctrl+n            a new, empty editor (ctrl+z brings the text back)
+  f2 f3 f4 f5 f8    snippets (f2: the lab's test computation)
   ctrl+s            export this session's transcript (Markdown) to the state directory
   ctrl+l            clear the output log
 """
@@ -41,7 +44,8 @@ if TYPE_CHECKING:
     from naist_dask_tui.core.compute import ComputeSession
 
 PROGRESS_INTERVAL = 0.25  # s; the session polls the scheduler at the same rate
-SNIPPET_KEYS = ("f2", "f3", "f4", "f5", "f6")
+SNIPPET_KEYS = ("f2", "f3", "f4", "f5", "f8")
+COMPACT_BELOW = 30  # pane rows under which the progress view keeps to 3 lines
 
 
 def make_editor(text: str = "") -> TextArea:
@@ -65,18 +69,20 @@ class ComputePane(Vertical):
     BINDINGS = [
         Binding("ctrl+r", "run", "Run", id="compute.run"),
         Binding("ctrl+enter", "run", "Run", show=False, id="compute.run_enter"),
-        Binding("alt+r", "run(True)", "Run+persist", id="compute.run_persist"),
         Binding("escape", "cancel", "Cancel", priority=True, id="compute.cancel"),
         Binding("ctrl+c", "cancel", "Cancel", show=False, priority=True, id="compute.cancel_c"),
-        Binding("ctrl+up,alt+p", "history(-1)", "Prev", id="compute.history_prev"),
-        Binding("ctrl+down,alt+n", "history(1)", "Next", id="compute.history_next"),
+        Binding("ctrl+o", "toggle_output", "Output", id="compute.output"),
         Binding("f2", "snippet(0)", "Lab test", id="compute.snippet_lab"),
-        Binding("f3", "snippet(1)", "Info", show=False, id="compute.snippet_1"),
-        Binding("f4", "snippet(2)", "Memory", show=False, id="compute.snippet_2"),
-        Binding("f5", "snippet(3)", "Persist", show=False, id="compute.snippet_3"),
-        Binding("f6", "snippet(4)", "Slow", show=False, id="compute.snippet_4"),
-        Binding("ctrl+s", "export", "Export", id="compute.export"),
-        Binding("ctrl+l", "clear_log", "Clear", show=False, id="compute.clear"),
+        Binding("ctrl+t", "run(True)", "Run+persist", show=False, id="compute.run_persist"),
+        Binding("ctrl+up", "history(-1)", "Previous code", show=False, id="compute.history_prev"),
+        Binding("ctrl+down", "history(1)", "Next code", show=False, id="compute.history_next"),
+        Binding("ctrl+n", "clear_editor", "New (empty editor)", show=False, id="compute.clear_editor"),
+        Binding("f3", "snippet(1)", "Snippet: cluster info", show=False, id="compute.snippet_1"),
+        Binding("f4", "snippet(2)", "Snippet: memory per worker", show=False, id="compute.snippet_2"),
+        Binding("f5", "snippet(3)", "Snippet: persist and spill", show=False, id="compute.snippet_3"),
+        Binding("f8", "snippet(4)", "Snippet: slow tasks", show=False, id="compute.snippet_4"),
+        Binding("ctrl+s", "export", "Export session", show=False, id="compute.export"),
+        Binding("ctrl+l", "clear_log", "Clear output", show=False, id="compute.clear"),
     ]
 
     class RunStarted(Message):
@@ -133,6 +139,9 @@ class ComputePane(Vertical):
                 Text("Syntax highlighting is off (install textual[syntax]).", style="dim")
             )
 
+    def on_resize(self) -> None:
+        self.progress_view.compact = self.size.height < COMPACT_BELOW
+
     def on_unmount(self) -> None:
         # leave no computation running on the cluster behind a pane that is gone
         self._stop_progress_timer()
@@ -152,12 +161,23 @@ class ComputePane(Vertical):
         return self.query_one("#compute-progress", ProgressView)
 
     def _hint(self) -> str:
+        keys = lambda binding_id: self._keys(binding_id).replace("ctrl+", "^")  # noqa: E731
         if self.running:
-            return "running…  [b]esc[/b] cancel"
+            return f"running…  [b]{keys('compute.cancel')}[/b] cancel  [b]{keys('compute.output')}[/b] output"
         return (
-            "[b]ctrl+r[/b] run  [b]alt+r[/b] run+persist  [b]ctrl+↑/↓[/b] history  "
-            "[b]f2[/b] lab test  [b]f3-f6[/b] snippets  [b]ctrl+s[/b] export"
+            f"[b]{keys('compute.run')}[/b] run  [b]{keys('compute.run_persist')}[/b] persist  "
+            f"[b]{keys('compute.output')}[/b] output  [b]{keys('compute.snippet_lab')}[/b] lab  "
+            f"[b]{keys('compute.clear_editor')}[/b] new  [b]esc[/b] leave editor  [b]f1[/b] keys"
         )
+
+    def _keys(self, binding_id: str) -> str:
+        """The keys of a binding as the user has them (the [keys] table may rebind them)."""
+        from naist_dask_tui.keymap import keys_for
+
+        try:
+            return keys_for(self.app, binding_id)
+        except Exception:
+            return binding_id
 
     def _set_running(self, running: bool) -> None:
         self.running = running
@@ -190,6 +210,7 @@ class ComputePane(Vertical):
         self._echo(number, code, persist)
         self._set_running(True)
         self.progress_view.status = "submitting…"
+        self.progress_view.outcome = ""
         self.progress_view.snapshot = None
         self._run_started = time.monotonic()
         self._progress_timer = self.set_interval(PROGRESS_INTERVAL, self._poll_progress)
@@ -270,6 +291,25 @@ class ComputePane(Vertical):
     def action_clear_log(self) -> None:
         self.log_widget.clear()
 
+    def action_clear_editor(self) -> None:
+        self._history_pos = None
+        self._set_editor("")
+        self.editor.focus()
+
+    @property
+    def output_maximized(self) -> bool:
+        return self.screen.maximized is self.log_widget
+
+    def action_toggle_output(self) -> None:
+        """The output log on the whole screen, and back (the same key)."""
+        screen = self.screen
+        if screen.maximized is self.log_widget:
+            screen.minimize()
+            self.editor.focus()
+        else:
+            screen.maximized = self.log_widget
+            self.log_widget.focus()
+
     def _set_editor(self, text: str) -> None:
         # replace (not load_text) keeps ctrl+z able to bring the previous text back
         editor = self.editor
@@ -285,11 +325,16 @@ class ComputePane(Vertical):
     def on_compute_pane_run_finished(self, message: RunFinished) -> None:
         result = message.result
         self._stop_progress_timer()
+        self.progress_view.outcome = {"ok": "done", "error": "failed", "refused": "refused"}.get(
+            result.status, result.status
+        )
         if result.progress is not None:
             self.progress_view.snapshot = result.progress
         elif self.session is not None:
             self.progress_view.snapshot = self.session.progress()
-        if self.progress_view.snapshot is None:
+        snap = self.progress_view.snapshot
+        if snap is None or snap.total == 0:
+            self.progress_view.snapshot = None
             self.progress_view.status = "no tasks ran on the cluster"
         self._records.append(result.to_record())
         self._write_result(result)

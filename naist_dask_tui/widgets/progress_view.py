@@ -17,6 +17,19 @@ from naist_dask_tui.core.progress import GroupProgress, ProgressSnapshot
 
 NAME_WIDTH = 24
 MAX_GROUPS = 12  # the busiest groups are shown when a graph has more
+# dask's internal task groups, shown by what they do
+_INTERNAL_NAMES = (
+    ("finalize-hlgfinalizecompute", "finalize (gather)"),
+    ("finalize-", "finalize"),
+)
+
+
+def display_name(name: str) -> str:
+    """A task group's name as a person reads it (dask's internal names made short)."""
+    for prefix, shown in _INTERNAL_NAMES:
+        if name.startswith(prefix):
+            return shown
+    return name
 
 
 def _fmt_int(n: int) -> str:
@@ -56,6 +69,11 @@ class ProgressView(Widget):
 
     snapshot: reactive[ProgressSnapshot | None] = reactive(None, layout=True)
     status: reactive[str] = reactive("", layout=True)  # shown when there is no snapshot
+    # how the run ended, for the overall row: "done", "failed", "cancelled" ("" while running)
+    outcome: reactive[str] = reactive("")
+    # at most 3 lines (the overall bar with its rate, and the 2 groups in flight): the compute
+    # pane sets it on a small terminal so that the output stays in sight
+    compact: reactive[bool] = reactive(False, layout=True)
 
     def update_snapshot(self, snapshot: ProgressSnapshot | None) -> None:
         self.snapshot = snapshot
@@ -87,7 +105,8 @@ class ProgressView(Widget):
         return bar
 
     def _group_row(self, g: GroupProgress, bar_width: int) -> list[RenderableType]:
-        name = g.name if len(g.name) <= NAME_WIDTH else g.name[: NAME_WIDTH - 1] + "…"
+        name = display_name(g.name)
+        name = name if len(name) <= NAME_WIDTH else name[: NAME_WIDTH - 1] + "…"
         counts = Text(f"{_fmt_int(g.done)}/{_fmt_int(g.total)}", no_wrap=True)
         extra = Text(no_wrap=True)
         if g.erred:
@@ -121,25 +140,38 @@ class ProgressView(Widget):
         table.add_column(width=counts_w, justify="right", no_wrap=True)
         table.add_column(no_wrap=True, overflow="ellipsis", max_width=max(extra_w, width - NAME_WIDTH - bar_width - counts_w - 3))
         groups = list(snap.groups)
-        if len(groups) > MAX_GROUPS:
+        limit = 2 if self.compact else MAX_GROUPS
+        if len(groups) > limit:
             # the groups still in flight first, then the biggest
             groups.sort(key=lambda g: (g.done == g.total, -g.total))
-            hidden = len(groups) - MAX_GROUPS
-            groups = groups[:MAX_GROUPS]
+            hidden = len(groups) - limit
+            groups = groups[:limit]
         else:
             hidden = 0
         for g in groups:
             table.add_row(*self._group_row(g, bar_width))
-        if hidden:
+        if hidden and not self.compact:
             table.add_row(Text(f"(+{hidden} groups)", self._style("muted")), "", "", "")
         pct = f"{100 * snap.fraction:.0f}%"
-        state = "done" if snap.finished else "running"
+        if not snap.finished:
+            state = "running"
+        elif self.outcome:
+            state = self.outcome
+        else:
+            state = "failed" if snap.erred else "done"
+        if self.compact:
+            # the tail's figures go on the overall row: 3 lines in all
+            pct = f"{pct} {_fmt_seconds(snap.elapsed)} {snap.rate:,.0f}/s"
+            if snap.erred:
+                pct += f" ✗{_fmt_int(snap.erred)}"
         table.add_row(
             Text(f"overall ({state})", Style(bold=True), no_wrap=True),
             self._bar(bar_width, snap.total, snap.done, snap.erred, snap.processing),
             Text(f"{_fmt_int(snap.done)}/{_fmt_int(snap.total)}", Style(bold=True), no_wrap=True),
-            Text(pct, Style(bold=True)),
+            Text(pct, Style(bold=True), no_wrap=True, overflow="ellipsis"),
         )
+        if self.compact:
+            return table
         tail = Text(no_wrap=True, overflow="ellipsis")
         tail.append(f"elapsed {_fmt_seconds(snap.elapsed)} · {snap.rate:,.1f} tasks/s")
         if snap.processing:

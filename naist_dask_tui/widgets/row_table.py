@@ -69,8 +69,8 @@ class RowTable(ScrollView, Generic[R], can_focus=True):
         Binding("pagedown", "page(1)", "Page down", show=False, id="table.page_down"),
         Binding("home", "first", "First row", show=False, id="table.first"),
         Binding("end", "last", "Last row", show=False, id="table.last"),
-        Binding("o", "sort_next", "Sort", id="table.sort_next"),
-        Binding("O", "sort_reverse", "Reverse", show=False, id="table.sort_reverse"),
+        Binding("o", "sort_next", "Sort by the next column", show=False, id="table.sort_next"),
+        Binding("O", "sort_reverse", "Reverse the sort", show=False, id="table.sort_reverse"),
     ]
 
     cursor = reactive(0, always_update=False, repaint=False)
@@ -90,7 +90,7 @@ class RowTable(ScrollView, Generic[R], can_focus=True):
         columns: Sequence[Column[R]],
         key_of: Callable[[R], Hashable],
         *,
-        search_text: Callable[[R], str] | None = None,
+        search_text: Callable[[R], str | Sequence[tuple[str, str]]] | None = None,
         row_class: Callable[[R], str | None] | None = None,
         sort_column: str | None = None,
         sort_reverse: bool = False,
@@ -109,6 +109,7 @@ class RowTable(ScrollView, Generic[R], can_focus=True):
         self._sort_column = sort_column
         self._sort_reverse = sort_reverse
         self._filter = ""
+        self.filter_field = ""  # which field the filter matched ("name, job", "host", ...)
         self._layout: list[tuple[Column[R], int]] = []
         self._layout_width = -1
         self._strips: dict[Hashable, tuple[R, Strip]] = {}
@@ -242,10 +243,9 @@ class RowTable(ScrollView, Generic[R], can_focus=True):
 
     def _reorder(self, cursor_key: Hashable | None, *, keys_changed: bool) -> None:
         rows = self._rows
+        self.filter_field = ""
         if self._filter and self._search_text is not None:
-            needle = self._filter
-            search = self._search_text
-            keys = [k for k, r in rows.items() if needle in search(r).lower()]
+            keys = self._matching(rows)
         else:
             keys = list(rows)
         if len(self._sort_cache) > 2 * len(rows) + 64:
@@ -268,6 +268,31 @@ class RowTable(ScrollView, Generic[R], can_focus=True):
             self.post_message(self.CursorMoved(self, self.cursor_key))
         elif keys_changed and cursor_key != self.cursor_key:
             self.post_message(self.CursorMoved(self, self.cursor_key))
+
+    def _matching(self, rows: dict[Hashable, R]) -> list[Hashable]:
+        """Keys of the rows the filter matches. ``search_text`` gives one string, or tiers of
+        (label, text): the first tier that matches any row decides (so ``1`` finds worker 1
+        and job 1 before every host 127.0.0.1), and ``filter_field`` names it."""
+        needle = self._filter
+        search = self._search_text
+        assert search is not None
+        texts = {k: search(r) for k, r in rows.items()}
+        if all(isinstance(t, str) for t in texts.values()):
+            return [k for k, t in texts.items() if needle in t.lower()]  # type: ignore[union-attr]
+        tiers: list[str] = []
+        for t in texts.values():
+            for label, _ in t:  # type: ignore[misc]
+                if label not in tiers:
+                    tiers.append(label)
+        for label in tiers:
+            found = [
+                k for k, t in texts.items()
+                if any(lab == label and needle in text.lower() for lab, text in t)  # type: ignore[misc]
+            ]
+            if found:
+                self.filter_field = label
+                return found
+        return []
 
     # ---- refresh only what changed ------------------------------------------------------------
 
@@ -389,7 +414,8 @@ class RowTable(ScrollView, Generic[R], can_focus=True):
         for column, width in self._layout:
             label = column.label
             if column.key == self._sort_column:
-                label = label + ("▼" if self._sort_reverse else "▲")
+                # the arrow always shows: a label as wide as its column gives up a letter
+                label = label[: max(0, width - 1)] + ("▼" if self._sort_reverse else "▲")
             label = label.rjust(width) if column.align == "right" else label.ljust(width)
             segments.append(Segment(label[:width] + " ", style))
         return Strip(segments).extend_cell_length(self._layout_width, style)

@@ -50,8 +50,14 @@ WORKER_COLUMNS: list[Column[WorkerRow]] = [
 ]
 
 
-def _search_text(w: WorkerRow) -> str:
-    return f"{w.name} {w.host} {w.job_id or ''} {w.address} {w.status}"
+def _search_text(w: WorkerRow) -> list[tuple[str, str]]:
+    """Tiers for the filter: a worker's name or job first, then its host and address, then
+    its status (``1`` finds job 1 and worker 1, not every worker on 127.0.0.1)."""
+    return [
+        ("name, job", f"{w.name} {w.job_id or ''}"),
+        ("host, address", f"{w.host} {w.address}"),
+        ("status", w.status),
+    ]
 
 
 class WorkersTable(RowTable[WorkerRow]):

@@ -6,11 +6,7 @@ reattaches to the same jobs, and ``naist-dask-tui stop`` empties qstat."""
 
 from __future__ import annotations
 
-import os
-import shlex
 import shutil
-import subprocess
-import sys
 import time
 
 import pytest
@@ -19,6 +15,8 @@ from naist_dask_tui.core import sge
 from naist_dask_tui.core.jobnames import JOB_NAME_PREFIX
 from naist_dask_tui.core.snapshot import JobState
 
+from tests.tmux_helper import Tmux, until
+
 from .conftest import wait_for
 
 pytestmark = [
@@ -26,45 +24,6 @@ pytestmark = [
     pytest.mark.timeout(300),
     pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux not installed"),
 ]
-
-EXE = os.path.join(os.path.dirname(sys.executable), "naist-dask-tui")
-
-
-class Tmux:
-    def __init__(self, tmp_path, name: str):
-        self.socket = f"ndtui-{os.getpid()}-{name}"
-        self.name = name
-        self.tmp = tmp_path
-
-    def tmux(self, *args: str, check: bool = True) -> str:
-        # -u and a UTF-8 locale: the screen's box drawing must survive a CI without LANG
-        env = {**os.environ, "LANG": os.environ.get("LANG") or "C.UTF-8"}
-        out = subprocess.run(["tmux", "-u", "-L", self.socket, *args], capture_output=True, text=True,
-                             timeout=30, env=env)
-        if check and out.returncode != 0:
-            raise RuntimeError(out.stderr)
-        return out.stdout
-
-    def start(self, *flags: str) -> None:
-        cmd = " ".join(shlex.quote(a) for a in [EXE, *flags])
-        env = "TERM=xterm-256color PYTHONUNBUFFERED=1"
-        # 80x24: the smallest SSH terminal (a detached session of a new server has that size)
-        self.tmux("new-session", "-d", "-s", self.name, "-x", "80", "-y", "24",
-                  f"cd {shlex.quote(str(self.tmp))} && env {env} {cmd}; echo EXITED $?; sleep 30")
-
-    def screen(self) -> str:
-        # the status bar keeps its fields together with no-break spaces
-        return self.tmux("capture-pane", "-p", "-t", self.name, check=False).replace("\xa0", " ")
-
-    def keys(self, *keys: str) -> None:
-        self.tmux("send-keys", "-t", self.name, *keys)
-
-    def kill(self) -> None:
-        self.tmux("kill-server", check=False)
-
-    def pid(self) -> int | None:
-        out = self.tmux("list-panes", "-t", self.name, "-F", "#{pane_pid}", check=False).strip()
-        return int(out) if out.isdigit() else None
 
 
 def console_jobs() -> list:
@@ -94,13 +53,6 @@ def tmux(tmp_path):
     t = Tmux(tmp_path, "e2e")
     yield t
     t.kill()
-
-
-def until(tmux: Tmux, pred, timeout: float, what: str):
-    try:
-        return wait_for(pred, timeout, what=what)
-    except AssertionError as exc:
-        raise AssertionError(f"{exc}\n--- screen ---\n{tmux.screen()}") from None
 
 
 def test_keys_scale_to_two_and_back_then_q_quits_clean(tmux, tmp_path):

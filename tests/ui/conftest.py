@@ -16,6 +16,7 @@ def local_settings(**overrides):
     cli = {
         "backend": "local",
         "jobs": 1,
+        "max_jobs": 4,  # the default is the machine's cores: 2 on the CI machine
         "cores": 1,
         "memory": "1GB",
         "refresh_interval": 0.3,

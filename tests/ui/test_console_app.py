@@ -163,3 +163,58 @@ async def test_compute_tab_holds_the_compute_pane(local_controller):
         panes = app.main.query("ComputePane")
         assert len(panes) == 1 and panes.first().display
         assert not app.main.workers_panel.display
+
+
+async def test_requests_above_max_jobs_are_refused_in_one_line(local_controller):
+    """s, + and the adaptive maximum above max_jobs (4 here): refused, naming max_jobs, and
+    nothing is sent to the controller."""
+    app = make_app(local_controller.settings, local_controller)
+    assert local_controller.max_jobs == 4
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: table(app).total_count == 1, what="the first worker")
+        await pilot.press("s")
+        assert "at most 4" in str(app.screen.query_one("Label").render())
+        await pilot.press("ctrl+a", "ctrl+k", *"10000", "enter")
+        assert isinstance(app.screen, ScaleDialog)
+        error = str(app.screen.query_one("#error").render())
+        assert error.startswith("max_jobs: 10000 workers asked for (scale) is above max_jobs 4")
+        await pilot.press("escape")
+        await pilot.press("a")
+        dialog = app.screen
+        assert dialog.query_one("#max").value == "4"
+        dialog.query_one("#max").value = "5"
+        dialog.query_one("#max").focus()
+        await pilot.press("enter")
+        assert "max_jobs: 5 workers asked for (adaptive maximum)" in str(dialog.query_one("#error").render())
+        await pilot.press("escape")
+        local_controller.scale(4)
+        await wait_polls(pilot, app, 1)
+        notified = len(app._notifications)
+        await pilot.press("plus")
+        await pilot.pause()
+        messages = [n.message for n in list(app._notifications)[notified:]]
+        assert any(m.startswith("max_jobs: 5 workers asked for") for m in messages), messages
+        assert local_controller.requested_jobs == 4 and local_controller.adaptive is None
+
+
+async def test_local_backend_speaks_of_workers_not_sge(local_controller):
+    app = make_app(local_controller.settings, local_controller)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: table(app).total_count == 1, what="the first worker")
+        assert app.main.query_one("#jobs-panel").border_title == "Local workers"
+
+
+async def test_l_follows_a_local_workers_log_file(local_controller):
+    from naist_dask_tui.screens.log_tail import LogTailScreen
+
+    app = make_app(local_controller.settings, local_controller)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: table(app).total_count == 1, what="the first worker")
+        await wait_polls(pilot, app, 1)
+        await pilot.press("l")
+        assert isinstance(app.screen, LogTailScreen)
+        assert app.screen.path and app.screen.path.endswith(".log")
+        log = app.screen.query_one("Log")
+        await wait_for(pilot, lambda: any("its output and log go to this file" in line for line in log.lines),
+                       timeout=20, what="the worker's log in the view")
+        assert "worker local-" in str(app.screen.query_one("#log-title").render())

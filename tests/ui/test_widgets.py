@@ -216,3 +216,71 @@ async def test_refresh_of_1000_workers_is_cheap():
         await pilot.pause()
         # Only the visible rows can be rendered again, never all 1,000.
         assert t.rows_rendered <= t.size.height
+
+
+async def test_sort_arrow_on_narrow_columns_and_filter_says_which_field():
+    """Sorting by Thr or Exec draws the arrow; the filter ``1`` matches worker/job 1 first,
+    not every worker through its host 127.0.0.1, and the subtitle says which field matched."""
+    app = fixed_app()
+    workers = tuple(
+        make_worker(i, host="127.0.0.1", address=f"tcp://127.0.0.1:4{i:04d}", job_id=None,
+                    name=f"local-{i}")
+        for i in range(4)
+    )
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.apply_snapshot(make_snapshot(workers=workers, backend="local"))
+        await pilot.pause()
+        t = app.main.workers_table
+        for key, label in (("threads", "Th▲"), ("executing", "Exe▲")):
+            t.sort_by(key, reverse=False)
+            await pilot.pause()
+            header = "".join(seg.text for seg in t._build_header())
+            assert label in header, header
+        t.sort_by("name")
+        await pilot.press("slash", "1")
+        await pilot.pause()
+        assert [t.get_row(k).name for k in t.keys] == ["local-1"]
+        assert "1 of 4 match /1 (name, job)" in app.main.workers_panel.border_subtitle
+        await pilot.press("backspace", *"127.0")
+        await pilot.pause()
+        assert t.row_count == 4 and "(host, address)" in app.main.workers_panel.border_subtitle
+
+
+async def test_progress_overall_row_says_how_the_run_ended():
+    from textual.app import App
+
+    from naist_dask_tui.core.progress import GroupProgress, ProgressSnapshot
+    from naist_dask_tui.widgets.progress_view import ProgressView
+
+    groups = (
+        GroupProgress("finalize-hlgfinalizecompute", 1, 0, 0, 0, 0, 1, 0, 0),
+        GroupProgress("ones_like", 10, 4, 0, 0, 0, 0, 0, 6),
+    )
+    snap = ProgressSnapshot(groups=groups, done=4, total=11, erred=0, processing=0, queued=0,
+                            waiting=1, elapsed=2.0, rate=2.0, finished=True)
+
+    class One(App):
+        def compose(self):
+            yield ProgressView(id="p")
+
+    app = One()
+    async with app.run_test(size=(80, 10)) as pilot:
+        view = app.query_one(ProgressView)
+        view.snapshot = snap
+        view.outcome = "cancelled"
+        await pilot.pause()
+        text = _render_text(view)
+        assert "overall (cancelled)" in text and "overall (done)" not in text
+        assert "finalize (gather)" in text and "hlgfinalize" not in text
+        view.outcome = ""
+        view.snapshot = replace(snap, erred=1)
+        await pilot.pause()
+        assert "overall (failed)" in _render_text(view)
+
+
+def _render_text(widget) -> str:
+    from rich.console import Console
+
+    console = Console(width=widget.size.width or 80, record=True, file=open("/dev/null", "w"))
+    console.print(widget.render())
+    return console.export_text()

@@ -105,6 +105,8 @@ def test_console_and_headless_dispatch(clean_env, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "naist_dask_tui.core.launch", types.SimpleNamespace(
         launch_keeper=lambda settings, **kw: (seen.append(("keeper", settings, ())), launch)[1]))
     monkeypatch.setattr(cli, "_offer_cleanup", lambda *a, **k: None)
+    # what confirm_start asks is tested below; here only the dispatch
+    monkeypatch.setattr(cli, "confirm_start", lambda settings, **kw: settings)
     assert cli.main(["--jobs", "3", "--backend", "local"]) == 0
     assert cli.main(["--headless", "--profile", "local"]) == 7
     assert cli.main(["--attach", "tcp://127.0.0.1:8786"]) == 3
@@ -183,3 +185,22 @@ def test_check_on_sge_host(clean_env):
     done = run_cli("--check", "--skip-interface-check", "--queue", "no_such.q")
     assert done.returncode == 1
     assert re.search(r"^FAIL  queue no_such\.q does not exist", done.stdout, re.M)
+
+
+def test_local_backend_speaks_of_local_workers(clean_env, capsys):
+    import psutil
+
+    assert cli.main(["--show-settings", "--backend", "local"]) == 0
+    out = capsys.readouterr().out
+    for sge_only in ("queue", "interface", "job_extra_directives", "walltime", "tls"):
+        assert not re.search(rf"^{sge_only}\s", out, re.M), sge_only
+    assert "not used by a local cluster: queue" in out
+    assert not re.search(r"^cores\s+24\b", out, re.M) and not re.search(r"^memory\s+250GB", out, re.M)
+    m = re.search(r"^max_jobs \(in force\)\s+(\d+) workers", out, re.M)
+    mem = re.search(r"^memory\s+(\S+)", out, re.M)
+    from dask.utils import parse_bytes
+
+    assert m and int(m[1]) * parse_bytes(mem[1]) <= psutil.virtual_memory().total
+    assert cli.main(["--check", "--backend", "local", "--local-directory", str(clean_env)]) == 0
+    out = capsys.readouterr().out
+    assert "per local worker" in out and "per job" not in out

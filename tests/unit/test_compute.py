@@ -303,3 +303,85 @@ def test_history_store_roundtrip(session, tmp_path, monkeypatch):
     assert "```python\n7 * 2\n```" in text and "14" in text
     py = store.export(tmp_path / "t.py")
     compile(py.read_text(), "t.py", "exec")
+
+
+def test_a_pasted_script_uses_the_consoles_cluster(session, client):
+    """Client() is the console's client, a new cluster is refused with what to do instead,
+    and the script's __main__ block runs."""
+    import dask_jobqueue  # noqa: F401 - imported by the console (core/cluster.py) at start
+    from distributed.deploy.spec import SpecCluster
+
+    clusters = set(SpecCluster._instances)
+    script = (
+        "from dask.distributed import Client\n"
+        "def main():\n"
+        "    c = Client()\n"
+        "    total = c.compute(da.ones(100, chunks=10).sum()).result()\n"
+        "    print('total', total)\n"
+        "    c.close()\n"
+        "    return c\n"
+        "if __name__ == '__main__':\n"
+        "    mine = main()\n"
+    )
+    result = session.run(script)
+    assert result.ok, result.error
+    assert "total 100.0" in result.stdout and "console's own client" in result.stdout
+    assert result.task_count > 0  # its graph was the run's: the progress view sees it
+    assert session.namespace["mine"]._client is client and client.status == "running"
+    with Client_from_pane(session, "import distributed\ndistributed.Client(cluster)") as r:
+        assert r.ok and "Client" in r.value_repr
+
+    for code in (
+        "from distributed import LocalCluster\ncluster2 = LocalCluster(n_workers=2)",
+        "import dask_jobqueue\nx = 1\ncluster2 = dask_jobqueue.SGECluster(cores=1, memory='1GB')",
+        "import dask.distributed\ndask.distributed.LocalCluster()",
+    ):
+        result = session.run(code)
+        assert not result.ok and "is not started in the console" in result.error, result.error
+        assert "`cluster` and `client` are in scope" in result.error
+        assert "(line 2)" in result.error or "(line 3)" in result.error
+    assert not set(SpecCluster._instances) - clusters, "a second cluster was started"
+    assert "cluster2" not in session.namespace
+
+
+class Client_from_pane:
+    def __init__(self, session, code):
+        self.result = session.run(code)
+
+    def __enter__(self):
+        return self.result
+
+    def __exit__(self, *exc):
+        return False
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "big = da.ones((1000, 1000), chunks=100).compute()",
+        "import dask\nbig, = dask.compute(da.ones((1000, 1000), chunks=100))",
+        "f = client.compute(da.ones((1000, 1000), chunks=100))\nbig = f.result()",
+        "big = client.gather(client.compute(da.ones((1000, 1000), chunks=100)))",
+        "big = np.asarray(da.ones((1000, 1000), chunks=100))",
+    ],
+    ids=["compute", "dask.compute", "future.result", "client.gather", "np.asarray"],
+)
+def test_every_way_of_bringing_a_result_here_is_bounded(session, client, code):
+    session.max_result_bytes = 1 * 2**20
+    try:
+        result = session.run(code)
+        assert not result.ok and result.refused, result.error
+        assert result.error.startswith("Result refused: it is 7.63 MiB, over the console's limit of 1.00 MiB")
+        assert "big" not in session.namespace
+        # small results still come back
+        assert session.run("small = da.ones(10, chunks=5).compute()\nsmall.sum()").value_repr == "10.0"
+    finally:
+        session.max_result_bytes = 256 * 2**20
+    # outside a run the console's own client is not limited
+    assert client.compute(da_ones_sum()).result() == 10.0
+
+
+def da_ones_sum():
+    import dask.array as da
+
+    return da.ones(10, chunks=5).sum()

@@ -50,7 +50,7 @@ def workers(monitor) -> int:
 
 
 def test_start_scale_and_close(tmp_path):
-    c = ClusterController(local_settings(tmp_path, jobs=1))
+    c = ClusterController(local_settings(tmp_path, jobs=1, max_jobs=4))
     try:
         c.start()
         assert c.backend == "local"
@@ -225,3 +225,117 @@ def test_client_side_compute_uses_the_console_cluster(tmp_path):
     with ClusterController(local_settings(tmp_path, jobs=1)) as c:
         wait_until(lambda: len(c.client.scheduler_info(n_workers=-1)["workers"]) == 1)
         assert Client.current() is c.client
+
+
+def test_max_jobs_refuses_scale_adapt_and_start_in_one_line(tmp_path):
+    import os
+
+    from naist_dask_tui.core.limits import JobLimitError
+
+    cores = os.cpu_count() or 1
+    with ClusterController(local_settings(tmp_path, jobs=0)) as c:
+        assert c.max_jobs == cores  # local: the machine's cores
+        with pytest.raises(JobLimitError) as err:
+            c.scale(10000)
+        assert str(err.value).startswith(f"max_jobs: 10000 workers asked for (scale) is above max_jobs {cores}")
+        with pytest.raises(JobLimitError, match="max_jobs"):
+            c.adapt(0, cores + 1)
+        assert c.requested_jobs == 0 and c.adaptive is None and not c.cluster.worker_spec
+    # a start above the ceiling fails before any cluster exists
+    c = ClusterController(local_settings(tmp_path, jobs=3, max_jobs=2))
+    try:
+        with pytest.raises(JobLimitError, match=r"max_jobs: 3 workers asked for \(from --jobs\)"):
+            c.start()
+        assert c.cluster is None
+    finally:
+        c.close()
+
+
+def no_worker_process_left() -> None:
+    import psutil
+
+    me = psutil.Process()
+    wait_until(lambda: not [p for p in me.children(recursive=True) if "resource_tracker" not in " ".join(p.cmdline())],
+               20, what="no worker process left")
+
+
+def test_a_huge_request_is_paced_and_close_is_prompt(tmp_path):
+    """The reported case, 10000 local workers, is refused by max_jobs (above); with the
+    ceiling raised as far as the memory allows (20 x 800MB), workers start one at a time, and
+    close() stops the submission at once and leaves no worker process."""
+    c = ClusterController(local_settings(tmp_path, jobs=0, max_jobs=20))
+    try:
+        c.start()
+        c.scale(20)
+        time.sleep(2.0)
+        started = len(c.cluster.workers)
+        assert started <= 6, f"{started} workers started in 2 s: submission is not paced"
+        assert len(c.cluster.worker_spec) <= started + 1
+    finally:
+        t0 = time.monotonic()
+        c.close()
+        took = time.monotonic() - t0
+    assert took < 20, f"close took {took:.1f} s"
+    no_worker_process_left()
+
+
+def test_close_with_the_scheduler_lost_is_bounded(tmp_path):
+    c = ClusterController(local_settings(tmp_path, jobs=1))
+    try:
+        c.start()
+        wait_until(lambda: len(c.cluster.scheduler.workers) == 1, what="1 worker")
+        c.client.sync(c.cluster.scheduler.close)
+        time.sleep(0.5)
+    finally:
+        t0 = time.monotonic()
+        c.close()
+        took = time.monotonic() - t0
+    assert took < 20, f"close took {took:.1f} s"
+    no_worker_process_left()
+
+
+def test_local_workers_memory_limits_add_up_to_no_more_than_the_machine(tmp_path):
+    import psutil
+
+    s = load_settings(dict(backend="local", local_directory=str(tmp_path)), env={})
+    with ClusterController(s) as c:
+        c.scale(c.max_jobs)
+        m = Monitor(c)
+        wait_until(lambda: workers(m) == c.max_jobs, 90, what=f"{c.max_jobs} workers")
+        limits = [w.memory_limit for w in m.poll().cluster.workers]
+        assert all(limits) and sum(limits) <= psutil.virtual_memory().total
+
+
+def _noisy_task(x):
+    import warnings
+
+    print("PRINTED-BY-TASK", x, flush=True)
+    warnings.warn("WARNED-BY-TASK")
+    return x
+
+
+def _failing_task(x):
+    raise ValueError("FAILED-TASK")
+
+
+def test_local_workers_write_to_their_log_file_not_the_terminal(tmp_path, capfd):
+    """A task's print, a warning and a failed task's dump go to the worker's log file (the
+    one l follows, JobRow.log_path), and nothing of it to the console's stdout/stderr."""
+    logs = tmp_path / "logs"
+    with ClusterController(local_settings(tmp_path, jobs=1, log_directory=str(logs))) as c:
+        m = Monitor(c)
+        wait_until(lambda: workers(m) == 1, what="1 worker")
+        assert c.client.submit(_noisy_task, 7).result() == 7
+        with pytest.raises(ValueError, match="FAILED-TASK"):
+            c.client.submit(_failing_task, 1).result()
+        (row,) = m.poll().jobs
+        assert row.log_path and row.log_path.startswith(str(logs)) and row.name in row.log_path
+        markers = ("PRINTED-BY-TASK 7", "WARNED-BY-TASK", "FAILED-TASK")
+        text = wait_until(
+            lambda: (t := open(row.log_path).read()) and all(k in t for k in markers) and t,
+            30, what="the markers in the worker's log file",
+        )
+        assert "Compute Failed" in text or "FAILED-TASK" in text
+    out, err = capfd.readouterr()
+    for marker in ("PRINTED-BY-TASK", "WARNED-BY-TASK", "Compute Failed"):
+        assert marker not in out + err, f"{marker!r} reached the terminal"

@@ -1,0 +1,185 @@
+"""One key map for the whole console, and the user's ``[keys]`` table.
+
+Every binding has an id (``main.quit``, ``compute.run``, ``table.sort_next``...). The keys
+were chosen so that each works from where it is documented, in tmux and in a plain xterm:
+
+* no ``alt+`` keys (tmux can deliver alt+r as escape, then r: the r lands in the editor),
+* in the compute pane's editor, only keys a code editor does not need: ctrl+r/t/o/n/s/l,
+  F-keys other than f6/f7 (the editor's select line / select all), ctrl+pageup/pagedown to
+  change panels; printable keys (``1``-``5``, ``?``, ``q``) type into the editor, so the
+  footer does not offer them there, and ``escape`` leaves the editor, after which they work,
+* ``f1`` is help everywhere (``?`` too, outside the editor).
+
+Users rebind keys in the config file (``~/.config/naist-dask-tui/config.toml``)::
+
+    [keys]
+    "compute.run" = "ctrl+r,f9"
+    "main.scale_to" = "S"
+
+which is Textual's ``App.set_keymap`` (binding id -> comma-separated keys), as posting does.
+A wrong id or key is one line naming ``keys.<id>`` and the accepted form.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from textual.binding import Binding
+
+from naist_dask_tui.core.settings import SettingsError
+
+# printable keys (what an editor or an input types instead of running the binding)
+_PRINTABLE_NAMES = {
+    "plus", "minus", "equals_sign", "slash", "question_mark", "space", "full_stop", "comma",
+}
+_KEY = re.compile(r"^(?:(?:ctrl|alt|shift|super|meta|hyper)\+)*(?:[a-z0-9_]+|[A-Z]|[^\s,+])$")
+
+
+def sections() -> list[tuple[str, list[Binding]]]:
+    """Every documented binding, by where it works (for help and for validating [keys])."""
+    from naist_dask_tui.app import ConsoleApp
+    from naist_dask_tui.screens.confirm import ConfirmScreen
+    from naist_dask_tui.screens.help import HelpScreen
+    from naist_dask_tui.screens.log_tail import LogTailScreen
+    from naist_dask_tui.screens.main import MainScreen
+    from naist_dask_tui.screens.scale_dialog import AdaptDialog, ScaleDialog
+    from naist_dask_tui.widgets.command_pane import ComputePane
+    from naist_dask_tui.widgets.row_table import RowTable
+
+    def only(bindings: Iterable[Any]) -> list[Binding]:
+        return [b for b in bindings if isinstance(b, Binding)]
+
+    return [
+        ("Cluster (from any panel; outside the editor for printable keys)", only(MainScreen.BINDINGS)),
+        ("Tables (workers, spill, jobs)", only(RowTable.BINDINGS)),
+        ("Compute panel (5)", only(ComputePane.BINDINGS)),
+        ("Anywhere", only(ConsoleApp.BINDINGS)),
+        ("Dialogs", only(ConfirmScreen.BINDINGS) + only(ScaleDialog.BINDINGS)
+         + only(AdaptDialog.BINDINGS) + only(HelpScreen.BINDINGS) + only(LogTailScreen.BINDINGS)),
+    ]
+
+
+def binding_ids() -> dict[str, Binding]:
+    found: dict[str, Binding] = {}
+    for _, bindings in sections():
+        for b in bindings:
+            if b.id:
+                found.setdefault(b.id, b)
+    return found
+
+
+def validate(keys: Mapping[str, Any] | None, source: str | None = None) -> dict[str, str]:
+    """The ``[keys]`` table checked: known binding ids, key names Textual understands.
+    Raises SettingsError naming ``keys.<id>``."""
+    if not keys:
+        return {}
+    known = binding_ids()
+    out: dict[str, str] = {}
+    for binding_id, value in keys.items():
+        field = f"keys.{binding_id}"
+        if binding_id not in known:
+            import difflib
+
+            close = difflib.get_close_matches(str(binding_id), list(known), n=1)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            raise SettingsError(
+                field, f"{binding_id!r} is not a binding id{hint} (the ids are listed by ? in "
+                "the console, e.g. compute.run, main.quit)", source)
+        if not isinstance(value, str) or not value.strip():
+            raise SettingsError(field, f"{value!r} is not a key; use e.g. \"ctrl+r\" or \"f9,ctrl+g\"", source)
+        parts = [p.strip() for p in value.split(",")]
+        bad = [p for p in parts if not _KEY.match(p)]
+        if bad:
+            raise SettingsError(
+                field, f"{bad[0]!r} is not a key name; use names like ctrl+r, f9, plus, "
+                "question_mark, separated by commas", source)
+        out[binding_id] = ",".join(parts)
+    return out
+
+
+def apply(app: Any, keys: Mapping[str, str] | None) -> None:
+    """Install the user's keys (already validated) on the app."""
+    if keys:
+        app.set_keymap(dict(keys))
+
+
+def _keymap(app: Any) -> Mapping[str, str]:
+    return getattr(app, "_keymap", None) or {}
+
+
+def keys_for(app: Any, binding_id: str) -> str:
+    """The keys bound to ``binding_id`` now, as the user types them ("ctrl+r")."""
+    rebound = _keymap(app).get(binding_id)
+    if rebound:
+        return rebound.split(",")[0]
+    binding = binding_ids().get(binding_id)
+    if binding is None:
+        return binding_id
+    if binding.key_display:
+        return binding.key_display
+    return binding.key.split(",")[0]
+
+
+def help_sections(app: Any) -> list[tuple[str, list[Binding]]]:
+    """The help screen's sections, with the user's keys in place of the defaults; the
+    section of where the focus is comes first (at 80x24 it is what fits)."""
+    keymap = _keymap(app)
+    out = []
+    for title, bindings in sections():
+        shown = []
+        for b in bindings:
+            if b.id and b.id in keymap:
+                b = dataclasses.replace(b, key=keymap[b.id], key_display=None)
+            shown.append(b)
+        out.append((title, shown))
+    if _in_compute_pane(app):
+        out.sort(key=lambda section: not section[0].startswith("Compute"))
+    return out
+
+
+def _in_compute_pane(app: Any) -> bool:
+    node = getattr(app, "focused", None)
+    while node is not None:
+        if type(node).__name__ == "ComputePane":
+            return True
+        node = node.parent
+    return False
+
+
+def is_printable(key: str) -> bool:
+    key = key.strip()
+    return len(key) == 1 or key in _PRINTABLE_NAMES
+
+
+def typed_not_run(screen: Any, binding: Binding) -> bool:
+    """True when the focused widget takes ``binding``'s keys as text (an editor or an
+    input): the binding cannot run from there, so the footer does not offer it."""
+    from textual.widgets import Input, TextArea
+
+    if not isinstance(screen.focused, (TextArea, Input)):
+        return False
+    keys = _keymap(screen.app).get(binding.id or "", binding.key)
+    return all(is_printable(k) for k in keys.split(","))
+
+
+# bindings the footer shows only while an editor or input has the focus (keys that work
+# from there and are not needed elsewhere)
+TYPING_ONLY = {"main.help_f1", "main.next_panel"}
+
+
+def shown_in_footer(screen: Any, binding: Binding) -> bool:
+    if not binding.show:
+        return False
+    typing = _typing(screen)
+    if binding.id in TYPING_ONLY:
+        return typing
+    return not (typing and typed_not_run(screen, binding))
+
+
+def _typing(screen: Any) -> bool:
+    from textual.widgets import Input, TextArea
+
+    return isinstance(screen.focused, (TextArea, Input))
