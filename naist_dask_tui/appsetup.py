@@ -51,21 +51,14 @@ def user() -> str:
 
 
 def compute_pane(controller: Any) -> Widget | None:
-    """The compute pane; its session takes the controller's client when a run starts (a
-    screen paints before it connects)."""
+    """The compute pane on the controller's compute session (a keeper's runner, or a session
+    in this process for a cluster that lives here)."""
     if controller is None:
         return None
-    from naist_dask_tui.core.compute import ComputeSession
     from naist_dask_tui.widgets.command_pane import ComputePane
 
     try:
-        return ComputePane(
-            ComputeSession(
-                controller.client,
-                controller.cluster_handle(),
-                client_source=lambda: controller.client,
-            )
-        )
+        return ComputePane(controller.compute_session())
     except Exception:  # a broken pane must not take the console down with it
         return None
 

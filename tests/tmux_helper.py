@@ -50,6 +50,13 @@ class Tmux:
     def literal(self, text: str) -> None:
         self.tmux("send-keys", "-t", self.name, "-l", text)
 
+    def lines(self, text: str) -> None:
+        """Type code line by line (``send-keys -l`` drops newlines; Enter is a key of its own).
+        Lines without indentation only: the editor keeps the previous line's indent."""
+        for line in text.splitlines():
+            self.literal(line)
+            self.keys("Enter")
+
     def kill(self) -> None:
         self.tmux("kill-server", check=False)
 

@@ -285,6 +285,12 @@ class ClusterController:
     def cluster_handle(self):
         return self.cluster
 
+    def compute_session(self):
+        """The compute pane's session in this process (its runs end with it)."""
+        from naist_dask_tui.core.compute import ComputeSession
+
+        return ComputeSession(self.client, self.cluster, client_source=lambda: self.client)
+
     def log_files(self) -> list[tuple[str, str]]:
         return []
     def _check_start_request(self, s) -> None:

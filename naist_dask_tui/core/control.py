@@ -86,5 +86,8 @@ class ClusterControl(Protocol):
     def cluster_handle(self) -> Any:
         """What the compute pane's ``cluster`` name is bound to."""
 
+    def compute_session(self) -> Any:
+        """The compute pane's session (``run``, ``progress``, ``cancel``, ``snippets``)."""
+
     def log_files(self) -> list[tuple[str, str]]:
         """(title, path) of the logs behind this cluster (the keeper's), for the log view."""

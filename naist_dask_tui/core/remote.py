@@ -226,6 +226,12 @@ class RemoteController:
     def cluster_handle(self) -> ClusterHandle:
         return ClusterHandle(self)
 
+    def compute_session(self):
+        """The compute pane's session: its runs live in the keeper's runner."""
+        from naist_dask_tui.core.remote_compute import RemoteComputeSession
+
+        return RemoteComputeSession(self)
+
 
 class ClusterHandle:
     """The compute pane's ``cluster``: the console's cluster, scaled through its keeper."""

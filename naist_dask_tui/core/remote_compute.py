@@ -27,7 +27,7 @@ class RemoteComputeSession:
         self.poll_interval = poll_interval
         self._progress = None
         self._count = 0
-        self._cancel = threading.Event()
+        self._detached = threading.Event()
         self.running_number: int | None = None
 
     # -- the pane's interface ----------------------------------------------------------------
@@ -64,6 +64,10 @@ class RemoteComputeSession:
             return RunResult(number=self._count + 1, code=code, ok=False, error=str(exc), started_at=time.time())
         return self.follow(number)
 
+    def detach(self) -> None:
+        """The screen is going: stop following (the run itself goes on in the runner)."""
+        self._detached.set()
+
     # -- runs started elsewhere --------------------------------------------------------------
     def status(self, since: int = 0) -> dict[str, Any]:
         """The runner's status: ``running`` (number, code, started_at, persist, progress),
@@ -91,7 +95,7 @@ class RemoteComputeSession:
         self.running_number = number
         unknown = 0
         try:
-            while True:
+            while not self._detached.is_set():
                 try:
                     status = self.status(since=number - 1)
                 except Exception as exc:
@@ -114,6 +118,8 @@ class RemoteComputeSession:
                         )
                 else:
                     unknown = 0
-                time.sleep(self.poll_interval)
+                self._detached.wait(self.poll_interval)
+            return RunResult(number=number, code="", ok=False,
+                             error=f"detached: run {number} goes on in the cluster's runner")
         finally:
             self.running_number = None

@@ -401,7 +401,8 @@ class MainScreen(Screen[None]):
                 "with no screen, no computation and no task."
             )
         if self._computing():
-            lines.append("The computation running in the compute pane is cancelled either way.")
+            lines.append("A computation is running in the compute pane: stopping cancels it; "
+                         "detached, it goes on and its result waits for you.")
         return "\n".join(lines)
 
     def _left(self, answer: str | None) -> None:
@@ -409,28 +410,8 @@ class MainScreen(Screen[None]):
             self.post_message(LeaveRequested(answer))
 
     def action_detach(self) -> None:
-        from naist_dask_tui.screens.confirm import ConfirmScreen
-
-        if not self._computing():
-            self.post_message(LeaveRequested("detach"))
-            return
-        self.app.push_screen(
-            ConfirmScreen(
-                "A computation is running in the compute pane: detaching cancels it. Detach anyway?",
-                yes="Detach",
-            ),
-            lambda yes: self.post_message(LeaveRequested("detach")) if yes else None,
-        )
-
-    def action_help(self) -> None:
-        from naist_dask_tui.keymap import help_sections
-        from naist_dask_tui.screens.help import HelpScreen
-
-        def offered(binding: Binding) -> bool:  # what this cluster cannot do is not listed
-            return not (binding.id or "").startswith("main.") or bool(self.check_action(binding.action, ()))
-
-        sections = [(title, [b for b in bindings if offered(b)]) for title, bindings in help_sections(self.app)]
-        self.app.push_screen(HelpScreen(sections))
+        # A computation running in the compute pane lives in the keeper's runner: it goes on.
+        self.post_message(LeaveRequested("detach"))
 
     # ---- command palette ----------------------------------------------------------------------
 

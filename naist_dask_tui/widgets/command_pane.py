@@ -44,6 +44,8 @@ if TYPE_CHECKING:
     from naist_dask_tui.core.compute import ComputeSession
 
 PROGRESS_INTERVAL = 0.25  # s; the session polls the scheduler at the same rate
+WATCH_INTERVAL = 2.0  # s; a pane on a keeper's runner looks for runs it did not start
+SHOW_EARLIER = 5  # results of runs that ended before this pane attached, shown at attach
 SNIPPET_KEYS = ("f2", "f3", "f4", "f5", "f8")
 COMPACT_BELOW = 30  # pane rows under which the progress view keeps to 3 lines
 
@@ -101,6 +103,13 @@ class ComputePane(Vertical):
             super().__init__()
             self.result = result
 
+    class RunsSeen(Message):
+        """What the keeper's runner said: the run going (maybe not this pane's) and results."""
+
+        def __init__(self, status: dict) -> None:
+            super().__init__()
+            self.status = status
+
     def __init__(
         self,
         session: ComputeSession | None = None,
@@ -120,6 +129,11 @@ class ComputePane(Vertical):
         self._records: list[dict] = []  # this pane's runs, for export
         self._progress_timer: Timer | None = None
         self._run_started = 0.0
+        # Runs on a keeper's runner outlive the screen: the pane shows runs that others (or
+        # this screen before a detach) started, and results it has not shown yet.
+        self._shared = hasattr(session, "status")
+        self._seen_number = 0  # the last run whose result this pane showed
+        self._first_watch = True
 
     # -- layout ------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -138,14 +152,22 @@ class ComputePane(Vertical):
             self.log_widget.write(
                 Text("Syntax highlighting is off (install textual[syntax]).", style="dim")
             )
+        if self._shared:
+            self.set_interval(WATCH_INTERVAL, self._watch_runs)
+            self.call_after_refresh(self._watch_runs)
 
     def on_resize(self) -> None:
         self.progress_view.compact = self.size.height < COMPACT_BELOW
 
     def on_unmount(self) -> None:
-        # leave no computation running on the cluster behind a pane that is gone
         self._stop_progress_timer()
-        if self.running and self.session is not None:
+        if self.session is None:
+            return
+        if self._shared:
+            # a keeper's run goes on without this screen: stop following it, nothing more
+            self.session.detach()
+        elif self.running:
+            # leave no computation running on the cluster behind a pane that is gone
             self.session.cancel()
 
     @property
@@ -222,11 +244,59 @@ class ComputePane(Vertical):
         session = self.session
         assert session is not None
         result = session.run(code, persist=persist)
-        try:
-            self.history.append(result)
-        except Exception:
-            pass
+        if getattr(session, "records_history", True):  # (a keeper's runner writes its own)
+            try:
+                self.history.append(result)
+            except Exception:
+                pass
         self.post_message(self.RunFinished(result))
+
+    @work(thread=True, exclusive=True, group="compute", exit_on_error=False)
+    def _follow_worker(self, number: int) -> None:
+        self.post_message(self.RunFinished(self.session.follow(number)))
+
+    # -- runs this pane did not start (a keeper's runner) -------------------------------------
+    def _watch_runs(self) -> None:
+        if not self.running and self.is_attached:
+            self._watch_worker()
+
+    @work(thread=True, exclusive=True, group="compute-watch", exit_on_error=False)
+    def _watch_worker(self) -> None:
+        try:
+            status = self.session.status(since=self._seen_number)
+        except Exception:
+            return  # not connected yet, or the keeper is busy: the next tick asks again
+        self.post_message(self.RunsSeen(status))
+
+    def on_compute_pane_runs_seen(self, message: RunsSeen) -> None:
+        status = message.status
+        results = [r for r in status["results"] if r.number > self._seen_number]
+        if self._first_watch:
+            self._first_watch = False
+            earlier = len(results) - SHOW_EARLIER
+            if earlier > 0:
+                self.log_widget.write(Text(f"({earlier} earlier run(s) of this cluster: ctrl+↑ "
+                                           "brings their code back)", style="dim"))
+                results = results[-SHOW_EARLIER:]
+        for r in results:
+            self._echo(r.number, r.code, r.persisted, note="ended while this screen was away")
+            self._write_result(r)
+            self._seen_number = r.number
+        running = status.get("running")
+        if running and not self.running and running["number"] > self._seen_number:
+            self._adopt(running)
+
+    def _adopt(self, run: dict) -> None:
+        """Follow a run this pane did not start: from another screen, or from before a detach."""
+        number = int(run["number"])
+        self._echo(number, run.get("code", ""), bool(run.get("persist")), note="running; started before you attached, or from another screen")
+        self._set_running(True)
+        self.progress_view.status = "running…"
+        self.progress_view.outcome = ""
+        self.progress_view.snapshot = run.get("progress")
+        self._run_started = time.monotonic() - max(0.0, time.time() - float(run.get("started_at") or time.time()))
+        self._progress_timer = self.set_interval(PROGRESS_INTERVAL, self._poll_progress)
+        self._follow_worker(number)
 
     def _poll_progress(self) -> None:
         if self.session is None:
@@ -317,9 +387,10 @@ class ComputePane(Vertical):
         editor.move_cursor(editor.document.end)
 
     # -- results -----------------------------------------------------------------------------
-    def _echo(self, number: int, code: str, persist: bool) -> None:
+    def _echo(self, number: int, code: str, persist: bool, note: str = "") -> None:
         log = self.log_widget
-        log.write(Text(f"In [{number}]" + (" (persist)" if persist else "") + ":", style="bold cyan"))
+        extra = (" (persist)" if persist else "") + (f" ({note})" if note else "")
+        log.write(Text(f"In [{number}]{extra}:", style="bold cyan"))
         log.write(Syntax(code.rstrip("\n"), "python", theme="ansi_dark", background_color="default"))
 
     def on_compute_pane_run_finished(self, message: RunFinished) -> None:
@@ -337,7 +408,9 @@ class ComputePane(Vertical):
             self.progress_view.snapshot = None
             self.progress_view.status = "no tasks ran on the cluster"
         self._records.append(result.to_record())
-        self._write_result(result)
+        if result.number > self._seen_number or not self._shared:
+            self._write_result(result)
+        self._seen_number = max(self._seen_number, result.number)
         self._set_running(False)
 
     def _write_result(self, r: RunResult) -> None:
