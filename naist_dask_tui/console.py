@@ -89,11 +89,12 @@ def run_attached(
     Returns the exit status. ``notes`` are shown once the screen is up."""
     err = err or sys.stderr
     name = controller.name
-    # A signal before the app installs its own handlers, or after it is gone, detaches too.
-    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGHUP, signal.SIGTERM)}
+    # A signal before the app installs its own handlers detaches too; once the screen is gone,
+    # one (the terminal closing) must not cut short what follows (a stop waits for the keeper).
+    previous = {
+        sig: signal.signal(sig, signal.default_int_handler) for sig in (signal.SIGHUP, signal.SIGTERM)
+    }
     try:
-        for sig in previous:
-            signal.signal(sig, signal.default_int_handler)
         app = _run_app(settings, controller, notes)
     except KeyboardInterrupt:
         app = None
@@ -116,8 +117,9 @@ def run_attached(
         jobs = controller.requested_jobs
         what = "SGE jobs" if controller.backend == "sge" else "workers"
         _say(f"{PROG}: stopping cluster {name} and deleting its {what} ({jobs} requested)…", err)
+        said = controller.stop_cluster()
         controller.close()
-        _say(f"{PROG}: {controller.stop_cluster()}; no job of it is left in the queue.", err)
+        _say(f"{PROG}: {said}; no job of it is left in the queue.", err)
     else:
         controller.detach()
         controller.close()

@@ -13,6 +13,14 @@ def job_noun(backend: str | None) -> str:
     return {"sge": "SGE job", "local": "local worker"}.get(backend or "", "job")
 
 
+def stop_deletes(backend: str | None, n: int) -> str:
+    """What stopping the cluster deletes, in the backend's words."""
+    s = "s" if n != 1 else ""
+    if backend == "local":
+        return f"{n} local worker{s} and the data they hold"
+    return f"{n} SGE job{s}, their workers and the data they hold"
+
+
 def jobs_panel_title(backend: str | None) -> str:
     return {"sge": "SGE jobs", "local": "Local workers", "attach": "Jobs (none: attached)"}.get(
         backend or "", "Jobs"

@@ -9,6 +9,8 @@ import subprocess
 import sys
 import time
 
+from tests.waiting import wait_until
+
 EXE = os.path.join(os.path.dirname(sys.executable), "naist-dask-tui")
 
 
@@ -112,14 +114,7 @@ def _running(proc) -> bool:
 
 
 def wait_for(pred, timeout: float, interval: float = 0.3, what: str = "condition"):
-    end = time.time() + timeout
-    last = None
-    while time.time() < end:
-        last = pred()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
+    return wait_until(pred, timeout, interval, what)
 
 
 def until(tmux: Tmux, pred, timeout: float, what: str):

@@ -44,64 +44,13 @@ from naist_dask_tui.core.errors import ControllerError
 from naist_dask_tui.core.jobnames import short_hostname
 from naist_dask_tui.core.scheduler_plugin import KEEPER_EXTENSION
 from naist_dask_tui.core.snapshot import ConsoleSnapshot, job_row_to_wire
+from naist_dask_tui.core.stateboard import StateBoard
 
 logger = logging.getLogger("naist_dask_tui.keeper")
 
-SCREEN_TTL = 30.0  # seconds after its last poll that a screen still counts as attached
 LOG_CHUNK = 64 * 1024
 # What a screen attached to a keeper may do.
 KEEPER_CAPABILITIES = Capabilities.all()
-
-
-class StateBoard:
-    """What the keeper publishes for its screens, and who is looking.
-
-    ``publish(body)`` bumps the version when the body changed; ``state_for(token, version)``
-    runs on the scheduler's event loop inside every screen's probe call, so it is a lookup:
-    ``{"version": v}`` when the caller is up to date, the whole state otherwise. Each call also
-    counts its caller as an attached screen for ``SCREEN_TTL`` seconds (until it detaches).
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._screens: dict[str, float] = {}
-        self._detached: set[str] = set()
-        self._body: dict[str, Any] = {}
-        self._state: tuple[int, dict[str, Any]] = (0, {"version": 0})
-
-    def publish(self, body: dict[str, Any]) -> int:
-        with self._lock:
-            version = self._state[0]
-            if body != self._body:
-                version += 1
-                self._body = body
-                self._state = (version, {**body, "version": version})
-            return version
-
-    @property
-    def state(self) -> dict[str, Any]:
-        return self._state[1]
-
-    def state_for(self, token: str | None, version: int) -> dict[str, Any]:
-        if token is not None:
-            now = time.time()
-            with self._lock:
-                if token not in self._detached:
-                    self._screens[token] = now
-        current, state = self._state
-        return {"version": current} if version == current else state
-
-    def detach(self, token: str) -> None:
-        with self._lock:
-            self._screens.pop(token, None)
-            self._detached.add(token)
-
-    def screen_count(self, now: float | None = None) -> int:
-        now = time.time() if now is None else now
-        with self._lock:
-            for token in [t for t, seen in self._screens.items() if now - seen > SCREEN_TTL]:
-                del self._screens[token]
-            return len(self._screens)
 
 
 class Keeper:
@@ -380,31 +329,28 @@ class Keeper:
 
         scheduler.handlers[CONTROL_HANDLER] = ndtui_control_1
 
-    def _after_change(self) -> None:
-        self._publish()
-
     def _act_state(self) -> dict[str, Any]:
         return self.board.state
 
     def _act_scale(self, jobs: int) -> None:
         logger.info("scale to %s job(s) (asked by a client)", jobs)
         self.controller.scale(_whole(jobs, "jobs"))
-        self._after_change()
+        self._publish()
 
     def _act_adapt(self, minimum: int, maximum: int) -> None:
         logger.info("adaptive scaling %s-%s (asked by a client)", minimum, maximum)
         self.controller.adapt(_whole(minimum, "minimum jobs"), _whole(maximum, "maximum jobs"))
-        self._after_change()
+        self._publish()
 
     def _act_adapt_off(self) -> None:
         logger.info("adaptive scaling off (asked by a client)")
         self.controller.stop_adapt()
-        self._after_change()
+        self._publish()
 
     def _act_retire(self, job: str) -> None:
         logger.info("retire job %s (asked by a client)", job)
         self.controller.retire_job(str(job))
-        self._after_change()
+        self._publish()
 
     def _act_log(self, job: str, offset: int | None = None, limit: int = LOG_CHUNK) -> dict[str, Any]:
         """A piece of a job's output file: from ``offset`` (None: the last ``limit`` bytes)."""
@@ -435,7 +381,7 @@ class Keeper:
     def _act_detach(self, token: str | None = None) -> None:
         if token:
             self.board.detach(token)
-        self._after_change()
+        self._publish()
 
     def _runner_or_error(self):
         if self.runner is None:
@@ -450,7 +396,7 @@ class Keeper:
         except RunnerError as exc:
             raise ControllerError(str(exc)) from None
         self._poll_runner()
-        self._after_change()
+        self._publish()
         return number
 
     def _act_compute_cancel(self) -> bool:
@@ -471,7 +417,7 @@ class Keeper:
 
     def _act_stop(self, reason: str = "stopped from a screen") -> None:
         self.request_stop(str(reason))
-        self._after_change()
+        self._publish()
 
 
 def _whole(value: Any, label: str) -> int:

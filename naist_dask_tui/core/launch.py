@@ -19,10 +19,9 @@ from pathlib import Path
 
 from naist_dask_tui.core import registry
 from naist_dask_tui.core.errors import ControllerError
-from naist_dask_tui.core.paths import logs_dir, private_dir, write_private
+from naist_dask_tui.core.paths import logs_dir, rotate_log, write_private
 from naist_dask_tui.core.settings_json import settings_to_json
 
-LOG_ROTATE_BYTES = 5 * 2**20
 START_TIMEOUT = 300.0  # seconds; an SGE cluster's start is a scheduler and a first qsub
 
 
@@ -35,12 +34,7 @@ def keeper_log_path(name: str) -> Path:
 
 
 def _open_log(path: Path):
-    private_dir(path.parent)
-    try:
-        if path.stat().st_size > LOG_ROTATE_BYTES:
-            os.replace(path, path.with_suffix(".log.1"))
-    except OSError:
-        pass
+    rotate_log(path)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     f = os.fdopen(fd, "ab", buffering=0)
     f.write(f"\n==== keeper starting {time.strftime('%Y-%m-%d %H:%M:%S')} ====\n".encode())

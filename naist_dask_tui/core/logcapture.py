@@ -11,14 +11,12 @@ the screen is gone, so that the lines printed after it (stopping, detached) reac
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from pathlib import Path
 
-from naist_dask_tui.core.paths import private_dir
+from naist_dask_tui.core.paths import rotate_log
 
 FORMAT = "%(asctime)s [%(process)d] %(name)s %(levelname)s: %(message)s"
-ROTATE_BYTES = 5 * 2**20
 
 _saved: list[tuple[logging.Logger, list[logging.Handler]]] = []
 _file_handler: logging.FileHandler | None = None
@@ -50,12 +48,7 @@ def log_to_file(path: Path | None = None) -> Path:
     """Route all logging (and warnings) to ``path``; returns it."""
     global _file_handler
     path = path or screen_log_path()
-    private_dir(path.parent)
-    try:
-        if path.stat().st_size > ROTATE_BYTES:
-            os.replace(path, path.with_suffix(".log.1"))
-    except OSError:
-        pass
+    rotate_log(path)
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter(FORMAT))
     loggers = [logging.getLogger()] + [

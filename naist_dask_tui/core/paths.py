@@ -61,3 +61,17 @@ def write_private(path: Path, text: str) -> None:
         except OSError:
             pass
         raise
+
+
+LOG_ROTATE_BYTES = 5 * 2**20
+
+
+def rotate_log(path: Path, max_bytes: int = LOG_ROTATE_BYTES) -> None:
+    """Keep a log that is appended to from growing without end: past ``max_bytes`` it becomes
+    ``NAME.log.1`` (replacing the previous one) and a new one starts."""
+    private_dir(path.parent)
+    try:
+        if path.stat().st_size > max_bytes:
+            os.replace(path, path.with_suffix(path.suffix + ".1"))
+    except OSError:
+        pass

@@ -21,7 +21,8 @@ from textual.widgets import Input, Static, Tab, Tabs
 from naist_dask_tui.core.control import Capabilities
 from naist_dask_tui.core.snapshot import ConsoleSnapshot, JobRow, JobState
 from naist_dask_tui.history import MemoryHistory
-from naist_dask_tui.messages import AdaptRequested, LeaveRequested, RetireRequested, ScaleRequested
+from naist_dask_tui.messages import LeaveRequested, RetireRequested
+from naist_dask_tui.screens.scaling import ScalingActions
 from naist_dask_tui.widgets.footer import ConsoleFooter
 from naist_dask_tui.widgets.jobs_table import JobsTable, job_views
 from naist_dask_tui.widgets.memory_panel import MemoryPanel
@@ -57,7 +58,7 @@ NEEDS = {
 }
 
 
-class MainScreen(Screen[None]):
+class MainScreen(ScalingActions, Screen[None]):
     # The whole key map (and why these keys) is in naist_dask_tui/keymap.py; descriptions are
     # short: the footer shows them at 80 columns.
     BINDINGS = [
@@ -251,88 +252,6 @@ class MainScreen(Screen[None]):
         if self.ready:
             self.status.show(None, requested)
 
-    # ---- scaling ----------------------------------------------------------------------------
-
-    @property
-    def requested_jobs(self) -> int:
-        if self.requested is not None:
-            return self.requested
-        return self.snapshot.requested_jobs if self.snapshot is not None else 0
-
-    @property
-    def adaptive(self) -> tuple[int, int] | None:
-        return self.snapshot.adaptive if self.snapshot is not None else None
-
-    def request_scale(self, jobs: int) -> None:
-        current, adaptive = self.requested_jobs, self.adaptive
-        note = " (adaptive scaling turned off)" if adaptive else ""
-        self.notify(f"Scaling {current} → {jobs} job{'s' if jobs != 1 else ''}{note}", timeout=3)
-        self.requested = jobs  # shown at once, before any refresh
-        self.post_message(ScaleRequested(jobs))
-
-    @property
-    def limits(self):
-        return self.snapshot.limits if self.snapshot is not None else None
-
-    def _confirm_zero(self, jobs: int, stepwise: bool = False) -> None:
-        """Refuse above max_jobs; ask before 0 and before jobs that would pend."""
-        from naist_dask_tui.screens.confirm import ConfirmScreen
-        from naist_dask_tui.screens.scale_dialog import scale_problem, scale_question
-
-        problem = scale_problem(self.limits, jobs)
-        if problem:
-            self.notify(problem, severity="error", timeout=8)
-            return
-        question = scale_question(self.limits, self.requested_jobs, jobs, stepwise=stepwise)
-        if not question:
-            self.request_scale(jobs)
-            return
-
-        def answered(yes: bool | None) -> None:
-            if yes:
-                self.request_scale(jobs)
-            else:
-                self.notify("Nothing changed.", timeout=2)
-
-        yes = "Scale to 0" if jobs == 0 else f"Scale to {jobs}"
-        self.app.push_screen(ConfirmScreen(question, yes=yes), answered)
-
-    def action_scale_up(self) -> None:
-        self._confirm_zero(self.requested_jobs + 1, stepwise=True)
-
-    def action_scale_down(self) -> None:
-        current = self.requested_jobs
-        if current <= 0:
-            self.notify("Already at 0 jobs.", severity="warning", timeout=2)
-            return
-        self._confirm_zero(current - 1)
-
-    def action_scale_to(self) -> None:
-        from naist_dask_tui.screens.scale_dialog import ScaleDialog
-
-        def answered(jobs: int | None) -> None:
-            if jobs is not None:
-                self._confirm_zero(jobs)
-
-        self.app.push_screen(ScaleDialog(self.requested_jobs, self.limits), answered)
-
-    def action_toggle_adaptive(self) -> None:
-        from naist_dask_tui.screens.scale_dialog import AdaptDialog
-
-        if self.adaptive:
-            self.notify(f"Adaptive scaling off; keeping {self.requested_jobs} job(s).", timeout=3)
-            self.post_message(AdaptRequested(None))
-            return
-
-        def answered(bounds: tuple[int, int] | None) -> None:
-            if bounds is not None:
-                self.notify(f"Adaptive scaling on: {bounds[0]}-{bounds[1]} jobs", timeout=3)
-                self.post_message(AdaptRequested(bounds))
-
-        current, limits = self.requested_jobs, self.limits
-        hi = max(current, 4) if limits is None else min(max(current, 4), limits.max_jobs)
-        self.app.push_screen(AdaptDialog(min(current, 1), hi, limits), answered)
-
     # ---- leaving ----------------------------------------------------------------------------
 
     def jobs_alive(self) -> int:
@@ -345,17 +264,10 @@ class MainScreen(Screen[None]):
     def _computing(self) -> bool:
         return bool(getattr(self._compute, "running", False))
 
-    def _what(self, n: int) -> str:
-        """What stopping deletes, in this backend's words."""
-        backend = self.snapshot.backend if self.snapshot is not None else "sge"
-        s = "s" if n != 1 else ""
-        if backend == "sge":
-            return f"{n} SGE job{s}, their workers and the data they hold"
-        return f"{n} local worker{s} and the data they hold"
-
     def action_request_quit(self, force_on_repeat: bool = False) -> None:
         from naist_dask_tui.screens.confirm import ConfirmScreen
-        from naist_dask_tui.screens.quit_dialog import QuitDialog
+        from naist_dask_tui.screens.quit_dialog import QuitDialog, quit_question
+        from naist_dask_tui.words import stop_deletes
 
         top = self.app.screen
         if isinstance(top, (QuitDialog, ConfirmScreen)) and top.id in ("quit-dialog", "quit-confirm"):
@@ -377,33 +289,15 @@ class MainScreen(Screen[None]):
                 return
             self.app.push_screen(
                 ConfirmScreen(
-                    f"Quit? This deletes {self._what(alive)}.",
+                    f"Quit? This deletes {stop_deletes(self.backend, alive)}.",
                     yes="Quit",
                     id="quit-confirm",
                 ),
                 lambda yes: self.post_message(LeaveRequested("stop")) if yes else None,
             )
             return
-        self.app.push_screen(QuitDialog(self._quit_question(alive)), self._left)
-
-    def _quit_question(self, alive: int) -> str:
-        snap = self.snapshot
-        name = (snap.name if snap is not None else None) or "this cluster"
-        others = max(0, (snap.screens if snap is not None else 1) - 1)
-        lines = [
-            f"Stop {name}? That deletes {self._what(alive)}"
-            + (f" ({others} other screen(s) are attached to it)." if others else "."),
-            f"Or detach: the cluster keeps running; `naist-dask-tui attach {name}` comes back.",
-        ]
-        if snap is not None and snap.idle_timeout:
-            lines.append(
-                f"Detached, it stops by itself after {_minutes(snap.idle_timeout)} "
-                "with no screen, no computation and no task."
-            )
-        if self._computing():
-            lines.append("A computation is running in the compute pane: stopping cancels it; "
-                         "detached, it goes on and its result waits for you.")
-        return "\n".join(lines)
+        question = quit_question(self.snapshot, alive, computing=self._computing())
+        self.app.push_screen(QuitDialog(question), self._left)
 
     def _left(self, answer: str | None) -> None:
         if answer in ("stop", "detach"):
@@ -412,6 +306,16 @@ class MainScreen(Screen[None]):
     def action_detach(self) -> None:
         # A computation running in the compute pane lives in the keeper's runner: it goes on.
         self.post_message(LeaveRequested("detach"))
+
+    def action_help(self) -> None:
+        from naist_dask_tui.keymap import help_sections
+        from naist_dask_tui.screens.help import HelpScreen
+
+        def offered(binding: Binding) -> bool:  # what this cluster cannot do is not listed
+            return not (binding.id or "").startswith("main.") or bool(self.check_action(binding.action, ()))
+
+        sections = [(title, [b for b in bindings if offered(b)]) for title, bindings in help_sections(self.app)]
+        self.app.push_screen(HelpScreen(sections))
 
     # ---- command palette ----------------------------------------------------------------------
 
@@ -541,8 +445,3 @@ class MainScreen(Screen[None]):
         self.app.push_screen(
             LogTailScreen(f"{noun} {job.job_id or job.name}", job.log_path, backend=self.backend)
         )
-
-
-
-def _minutes(seconds: float) -> str:
-    return f"{seconds / 60:g} min" if seconds >= 60 else f"{seconds:g} s"

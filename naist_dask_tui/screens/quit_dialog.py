@@ -8,6 +8,28 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label
 
+from naist_dask_tui.words import stop_deletes
+
+
+def quit_question(snapshot, alive: int, *, computing: bool = False) -> str:
+    """What the quit dialog says: what a stop deletes, that detaching keeps it, for how long."""
+    name = (snapshot.name if snapshot is not None else None) or "this cluster"
+    backend = snapshot.backend if snapshot is not None else "sge"
+    others = max(0, (snapshot.screens if snapshot is not None else 1) - 1)
+    lines = [
+        f"Stop {name}? That deletes {stop_deletes(backend, alive)}"
+        + (f" ({others} other screen(s) are attached to it)." if others else "."),
+        f"Or detach: the cluster keeps running; `naist-dask-tui attach {name}` comes back.",
+    ]
+    idle = snapshot.idle_timeout if snapshot is not None else None
+    if idle:
+        minutes = f"{idle / 60:g} min" if idle >= 60 else f"{idle:g} s"
+        lines.append(f"Detached, it stops by itself after {minutes} with no screen, no computation and no task.")
+    if computing:
+        lines.append("A computation is running in the compute pane: stopping cancels it; "
+                     "detached, it goes on and its result waits for you.")
+    return "\n".join(lines)
+
 
 class QuitDialog(ModalScreen[str | None]):
     """Dismisses with "stop", "detach" or None (cancel)."""

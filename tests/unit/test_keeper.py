@@ -21,19 +21,11 @@ from naist_dask_tui.core.keeper import Keeper
 from naist_dask_tui.core.launch import KeeperStartError, start_keeper
 from naist_dask_tui.core.remote import RemoteController, connect, env_lines
 from naist_dask_tui.core.settings import load_settings
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(180)
 
 
-def wait_until(pred, timeout=60.0, interval=0.1, what="condition"):
-    end = time.time() + timeout
-    last = None
-    while time.time() < end:
-        last = pred()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out waiting for {what} (last {last!r})")
 
 
 def settings_for(tmp_path, **over):
@@ -258,7 +250,7 @@ def test_a_keeper_that_cannot_start_says_why(tmp_path, monkeypatch):
 
 
 def test_status_json_is_what_ls_shows(keeper):
-    from naist_dask_tui.cli import cluster_lines
+    from naist_dask_tui.commands import cluster_lines
 
     record = wait_until(lambda: (r := registry.find(keeper.name)).status.get("workers") == 1 and r,
                         what="the status file")

@@ -13,6 +13,7 @@ from naist_dask_tui.core.keeper import Keeper
 from naist_dask_tui.core.remote import RemoteController
 from naist_dask_tui.core.remote_compute import RemoteComputeSession
 from naist_dask_tui.core.settings import load_settings
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -23,15 +24,6 @@ SEEDED = (
 )
 
 
-def wait_until(pred, timeout=60.0, interval=0.1, what="condition"):
-    end = time.time() + timeout
-    last = None
-    while time.time() < end:
-        last = pred()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out waiting for {what} (last {last!r})")
 
 
 @pytest.fixture
