@@ -82,7 +82,8 @@ class ConsoleApp(App[int]):
         if monitor is None and controller is not None:
             monitor = controller.make_monitor()
         self.monitor = monitor
-        if getattr(controller, "cluster", None) is not None and controller.backend == "local":
+        if controller is not None and controller.backend == "local" and not self.capabilities.detach:
+            # a LocalCluster in this process (a keeper's lives in the keeper)
             start_resource_tracker()
         self.refresh_interval = float(getattr(settings, "refresh_interval", 1.0) or 1.0)
         self.user = user or _user()
@@ -216,7 +217,7 @@ class ConsoleApp(App[int]):
         prev = self.snapshot
         return ConsoleSnapshot(
             time=time.time(),
-            backend=prev.backend if prev else getattr(self.controller, "backend", "?"),
+            backend=prev.backend if prev else (self.controller.backend if self.controller else "?"),
             scheduler_address=prev.scheduler_address if prev else "",
             connected=False,
             cluster=None,

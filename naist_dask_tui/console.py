@@ -71,7 +71,9 @@ def _run_app(settings: Any, controller: Any, notes: Sequence[str] = ()) -> Any:
         app.run()
     finally:
         sys.__stderr__ = real
-        logcapture.restore()
+    # Logging stays in the file for the rest of the process (a screen's process ends after
+    # this): a client of a cluster that just stopped logs its reconnect attempts, even at
+    # exit, and they are nothing for the terminal. What the user must read is printed.
     return app
 
 
@@ -117,9 +119,7 @@ def run_attached(
         jobs = controller.requested_jobs
         what = "SGE jobs" if controller.backend == "sge" else "workers"
         _say(f"{PROG}: stopping cluster {name} and deleting its {what} ({jobs} requested)…", err)
-        said = controller.stop_cluster()
-        controller.close()
-        _say(f"{PROG}: {said}; no job of it is left in the queue.", err)
+        _say(f"{PROG}: {controller.stop_cluster()}; no job of it is left in the queue.", err)
     else:
         controller.detach()
         controller.close()
@@ -188,6 +188,9 @@ def run_console(
         code = result if isinstance(result, int) else 0
         if app.exit_reason:
             _say(f"{PROG}: {app.exit_reason}: closing", err)
+    from naist_dask_tui.core import logcapture
+
+    logcapture.restore()
     if stopped.is_set() and code == 0:
         code = 1
     return code

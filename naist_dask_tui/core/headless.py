@@ -67,7 +67,8 @@ def run_headless(settings, *, name: str | None = None, out=None) -> int:
         c = keeper.controller
         for note in c.notices:
             _say(f"note: {note}", out)
-        _say(f"started {c.backend} cluster {keeper.name} at {c.scheduler_address}", out)
+        _say(f"started {c.backend} cluster at {c.scheduler_address} (named {keeper.name}: "
+             "`naist-dask-tui attach` shows it, `naist-dask-tui env` uses it)", out)
         seen = c.notices.last_seq
         while not keeper.wait(settings.refresh_interval):
             snap = keeper.last_snapshot

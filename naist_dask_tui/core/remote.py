@@ -195,6 +195,7 @@ class RemoteController:
                 self._control("stop", reason=f"stopped from a screen (pid {os.getpid()})")
             except ControllerError:
                 pass
+            self.close()  # before the scheduler goes: a client would try to reconnect to it
         return registry.stop(self.record, timeout=timeout)
 
     def keeper_alive(self) -> bool:
@@ -206,11 +207,12 @@ class RemoteController:
         return fresh is not None and fresh.alive()
 
     def close(self) -> None:
-        """Close this screen's connection (the cluster keeps running)."""
-        if self.client is None:
+        """Close this screen's connection (the cluster keeps running). Idempotent."""
+        client = self.client
+        if client is None or client.status in ("closed", "closing"):
             return
         try:
-            self.client.close(timeout=5)
+            client.close(timeout=5)
         except Exception:
             pass
 

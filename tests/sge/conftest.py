@@ -33,6 +33,16 @@ def _orphans() -> list:
     return [item.job for item in sge.find_leftovers() if item.dead]
 
 
+def keeper_jobs() -> list:
+    """The SGE jobs of the clusters this test's keepers run (the test's XDG state directory is
+    its own, so other consoles on this machine, other engineers' tests among them, are not
+    counted)."""
+    from naist_dask_tui.core import registry
+
+    names = {r.job_name for r in registry.clusters(clean=False) if r.job_name}
+    return [j for j in sge.qstat() if j.name in names] if names else []
+
+
 def wait_for(pred, timeout: float, interval: float = 0.5, what: str = "condition"):
     end = time.time() + timeout
     last = None

@@ -16,7 +16,7 @@ import time
 import pytest
 
 from naist_dask_tui import cli
-from naist_dask_tui.core import limits, sge
+from naist_dask_tui.core import limits, registry, sge
 from naist_dask_tui.core.cluster import ClusterController
 from naist_dask_tui.core.jobnames import console_job_name
 from naist_dask_tui.core.settings import load_settings
@@ -256,10 +256,12 @@ def test_scale_dialog_refuses_above_max_jobs_and_asks_before_pending_jobs(tmp_pa
         until(t, lambda: "Nothing changed" in t.screen(), 10, "the answer taken")
         time.sleep(2)
         assert "0 req" in t.screen() or "jobs 0" in t.screen(), t.screen()
-        pid = console_pid(t)
+        [record] = registry.clusters()
         t.keys("q")
+        until(t, lambda: "Stop naist?" in t.screen(), 10, "the quit question")
+        t.keys("s")
         until(t, lambda: "EXITED 0" in t.screen(), 60, "the console to exit")
-        assert not [j for j in sge.qstat(user="*") if j.name == console_job_name(pid=pid)], "a job was submitted"
+        assert not [j for j in sge.qstat(user="*") if j.name == record.job_name], "a job was submitted"
     finally:
         t.kill()
 
@@ -289,8 +291,8 @@ def test_q_ends_a_console_asked_for_many_jobs_within_30s(tmp_path):
         t.start(*BASE, "--jobs", "0", "--max-jobs", "500", "--job-extra-directive=-h",
                 "--local-directory", str(tmp_path), "--log-directory", str(tmp_path / "logs"))
         until(t, lambda: "connected" in t.screen(), 60, "the console's first screen")
-        pid = console_pid(t)
-        ours = lambda: [j for j in sge.qstat(user="*") if j.name == console_job_name(pid=pid)]  # noqa: E731
+        [record] = registry.clusters()  # the cluster's keeper names its jobs
+        ours = lambda: [j for j in sge.qstat(user="*") if j.name == record.job_name]  # noqa: E731
         t.keys("s")
         until(t, lambda: "at most 500" in t.screen(), 10, "the scale dialog")
         t.type("C-a", "C-k", *"500", "Enter")
@@ -298,9 +300,9 @@ def test_q_ends_a_console_asked_for_many_jobs_within_30s(tmp_path):
         t.keys("y")
         until(t, lambda: ours(), 30, "the first held job")
         t.keys("q")  # the screen still answers while jobs are being submitted
-        until(t, lambda: "Quit?" in t.screen(), 10, "the quit question")
+        until(t, lambda: "Stop naist?" in t.screen(), 10, "the quit question")
         submitted = len(ours())
-        t.keys("y")
+        t.keys("s")
         t0 = time.time()
         until(t, lambda: "EXITED" in t.screen(), 30, "the console to exit")
         wait_for(lambda: not ours(), 30 - (time.time() - t0), interval=0.3, what="qstat empty")
@@ -313,7 +315,8 @@ def test_q_ends_a_console_asked_for_many_jobs_within_30s(tmp_path):
 def test_jobs_whose_workers_cannot_start_are_not_replaced_forever(sge_settings):
     """A worker that cannot start (here a bad worker argument) makes its job end at once; a
     fixed job count would replace it every few seconds, for ever. After a few in a row the
-    console stops replacing them and says why."""
+    console stops replacing them and says why. (When the job's output file shows that no
+    worker started, the first such job is not replaced at all: core/nodecheck.py.)"""
     from naist_dask_tui.core import cluster as cluster_mod
     from naist_dask_tui.core.monitor import Monitor
 
@@ -321,8 +324,9 @@ def test_jobs_whose_workers_cannot_start_are_not_replaced_forever(sge_settings):
     try:
         c.start()
         m = Monitor(c, sge_interval=0.5)
-        wait_for(lambda: m.poll() and any("ended before any of their workers" in n for n in c.notices),
-                 120, interval=0.5, what="the console to stop replacing")
+        wait_for(lambda: m.poll() and any("ended before any of their workers" in n
+                                          or "not submitted again" in n for n in c.notices),
+                 120, interval=0.5, what="the console to stop replacing, saying why")
         ids = set(c.submitted_job_ids())
         assert len(ids) <= cluster_mod.FAILED_STARTS_LIMIT + 1, ids
         for _ in range(10):  # more polls: nothing new is submitted

@@ -7,17 +7,18 @@ reattaches to the same jobs, and ``naist-dask-tui stop`` empties qstat."""
 from __future__ import annotations
 
 import shutil
+import subprocess
 import time
 
 import pytest
 
 from naist_dask_tui.core import sge
-from naist_dask_tui.core.jobnames import JOB_NAME_PREFIX
+
 from naist_dask_tui.core.snapshot import JobState
 
-from tests.tmux_helper import Tmux, until
+from tests.tmux_helper import EXE, Tmux, until
 
-from .conftest import wait_for
+from .conftest import keeper_jobs, wait_for
 
 pytestmark = [
     pytest.mark.sge,
@@ -27,7 +28,13 @@ pytestmark = [
 
 
 def console_jobs() -> list:
-    return [j for j in sge.qstat() if j.name.startswith(JOB_NAME_PREFIX + ".")]
+    """This test's cluster's jobs (remembered: once the keeper is gone its record is too)."""
+    jobs = keeper_jobs()
+    _seen_names.update(j.name for j in jobs)
+    return jobs or [j for j in sge.qstat() if j.name in _seen_names]
+
+
+_seen_names: set[str] = set()
 
 
 def flags(tmp_path) -> list[str]:
