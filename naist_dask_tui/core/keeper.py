@@ -234,8 +234,9 @@ class Keeper:
         try:
             status = runner.status(since=1 << 30)  # the run going and the counts, no results
         except Exception as exc:
+            # a runner too busy to answer (user code holding the GIL) is most likely running:
+            # what it said last stands, so the idle rule does not stop a computation
             logger.warning("compute runner status failed: %s", exc)
-            self._compute = {}
             return
         running = status.get("running")
         self._compute = {
