@@ -14,33 +14,10 @@ from typing import Any
 from naist_dask_tui import __version__
 from naist_dask_tui.core.errors import ControllerError
 from naist_dask_tui.core.sge import SgeError
-from naist_dask_tui.core.settings import BACKENDS, Settings, SettingsError, load_settings
+from naist_dask_tui.core.settings import SETTINGS, Origin, Settings, SettingsError, load_settings
+from naist_dask_tui.core.settings_fields import add_flags, overrides
 
 PROG = "naist-dask-tui"
-
-# Flags that map one-to-one onto a Settings field of the same name.
-_SIMPLE = [
-    ("--jobs", "N", "number of SGE jobs to start with (local: workers)"),
-    ("--max-jobs", "N", "refuse any request for more jobs than this (default: SGE: 2 x what the "
-     "queue runs at once; local: the machine's cores)"),
-    ("--cores", "N", "cores (threads) per job"),
-    ("--processes", "N", "dask worker processes per job; cores must divide evenly"),
-    ("--memory", "SIZE", "memory per job, e.g. 250GB or 120GiB"),
-    ("--queue", "NAME", "SGE queue (-q)"),
-    ("--project", "NAME", "SGE project (-P)"),
-    ("--walltime", "HH:MM:SS", "job walltime (-l h_rt); default: dask-jobqueue's"),
-    ("--lifetime", "DURATION", "workers retire gracefully, handing over their data, after this "
-     "long; auto (default): shortly before the walltime; off: let SGE kill them at the walltime"),
-    ("--interface", "NIC", "the workers' network interface, e.g. ib0"),
-    ("--scheduler-interface", "NIC", "this host's network interface for the scheduler, e.g. bond1"),
-    ("--local-directory", "DIR", "the workers' fast local storage for spilling"),
-    ("--resource-spec", "SPEC", "SGE resource request (-l), e.g. mem_free=250G"),
-    ("--log-directory", "DIR", "where SGE writes the jobs' output (default: XDG state dir)"),
-    ("--refresh-interval", "SECONDS", "how often the screen polls the scheduler"),
-    ("--idle-timeout", "DURATION", "stop the cluster and delete its jobs after this long with no "
-     "screen attached, no computation and no task (default 20m; off: never)"),
-]
-
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -53,37 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
         argument_default=argparse.SUPPRESS,
     )
     p.add_argument("--version", action="version", version=f"{PROG} {__version__}")
-    p.add_argument("--profile", metavar="NAME", help="settings profile (built-in: naist, local)")
     p.add_argument("--config", metavar="PATH", help="TOML config file (default: XDG config dir)")
-    p.add_argument("--backend", choices=BACKENDS, help="auto: SGE if qsub is found, else a LocalCluster")
-    p.add_argument("--attach", metavar="ADDRESS", help="attach to a running scheduler, e.g. tcp://host:8786")
-    for flag, metavar, help_text in _SIMPLE:
-        p.add_argument(flag, metavar=metavar, help=help_text)
-    p.add_argument(
-        "--job-extra-directive",
-        dest="job_extra_directives",
-        action="append",
-        metavar="DIRECTIVE",
-        help="extra '#$' job directive, repeatable, replaces the profile's list: "
-        "--job-extra-directive '-pe smp 24' --job-extra-directive=-V",
-    )
-    p.add_argument(
-        "--dashboard",
-        nargs="?",
-        const=True,
-        metavar="ADDRESS",
-        help="also serve the Dask dashboard (default address 127.0.0.1:8787)",
-    )
-    p.add_argument("--adapt", metavar="MIN:MAX", help="start with adaptive scaling between MIN and MAX jobs")
-    p.add_argument(
-        "--skip-interface-check", action="store_true", help="do not check that the interfaces exist here"
-    )
-    p.add_argument(
-        "--no-tls",
-        dest="tls",
-        action="store_false",
-        help="SGE: plain TCP between scheduler and workers (default: TLS with mutual authentication)",
-    )
+    add_flags(p, SETTINGS)  # one flag per setting, from its declaration
     p.add_argument(
         "--allow-pending",
         action="store_true",
@@ -137,34 +85,9 @@ def build_command_parser() -> argparse.ArgumentParser:
 COMMANDS = ("ls", "attach", "stop", "env")
 
 
-def _parse_adapt(text: str) -> tuple[str | None, str | None]:
-    parts = text.split(":")
-    if len(parts) != 2 or not any(part.strip() for part in parts):
-        raise SettingsError(
-            "adapt", f"{text!r} is not MIN:MAX; use two whole numbers of jobs, e.g. 2:10", "--adapt"
-        )
-    low, high = (part.strip() or None for part in parts)
-    return low, high
-
-
 def cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """The Settings fields the command line sets (only flags that were given)."""
-    given = vars(args)
-    overrides: dict[str, Any] = {}
-    for name in ("backend", "attach", "job_extra_directives", "skip_interface_check", "tls"):
-        if name in given:
-            overrides[name] = given[name]
-    for flag, _, _ in _SIMPLE:
-        name = flag[2:].replace("-", "_")
-        if name in given:
-            overrides[name] = given[name]
-    if "dashboard" in given:
-        overrides["dashboard"] = True
-        if given["dashboard"] is not True:
-            overrides["dashboard_address"] = given["dashboard"]
-    if "adapt" in given:
-        overrides["adapt_min"], overrides["adapt_max"] = _parse_adapt(given["adapt"])
-    return overrides
+    return overrides(args, SETTINGS)
 
 
 def _print_job_script(settings: Settings) -> int:
@@ -535,9 +458,6 @@ def confirm_start(
     backend = settings.resolved_backend()
     if backend != "sge":
         return settings  # local: max_jobs is checked by the controller (it sizes the cluster)
-    from dataclasses import replace
-    from types import MappingProxyType
-
     from naist_dask_tui.core import limits, preflight
 
     preflight.require_ready(settings)  # a bad queue or interface is said before any question
@@ -549,10 +469,7 @@ def confirm_start(
     lim.check(settings.jobs, f"from {settings.origin_of('jobs')}")
 
     def set_jobs(jobs: int) -> Settings:
-        origins = dict(settings.origins, jobs="the answer at start")
-        sources = dict(settings.sources, jobs="cli")
-        return replace(settings, jobs=jobs, origins=MappingProxyType(origins),
-                       sources=MappingProxyType(sources))
+        return settings.with_values(Origin("cli", "the answer at start"), jobs=jobs)
 
     if not settings.explicit("jobs") and settings.jobs > 0:
         what = (f"{settings.jobs} SGE jobs of {_job_shape(settings)} "

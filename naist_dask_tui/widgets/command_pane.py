@@ -37,7 +37,8 @@ from textual.widgets import RichLog, Static, TextArea
 from textual.worker import Worker, WorkerState
 
 from naist_dask_tui.core.compute import RunResult, Snippet, snippets
-from naist_dask_tui.core.history_store import HistoryStore, state_dir
+from naist_dask_tui.core.history_store import HistoryStore
+from naist_dask_tui.core.paths import state_dir
 from naist_dask_tui.widgets.progress_view import ProgressView
 
 if TYPE_CHECKING:
