@@ -16,7 +16,8 @@ import queue
 import signal
 import threading
 import time
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from textual import work
 from textual.app import App, SystemCommand
@@ -45,6 +46,7 @@ from naist_dask_tui.messages import (
     ScaleRequested,
     SnapshotFetched,
 )
+
 
 class ConsoleApp(App[int]):
     TITLE = "naist-dask-tui"

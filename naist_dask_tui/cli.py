@@ -13,9 +13,9 @@ from typing import Any
 
 from naist_dask_tui import __version__
 from naist_dask_tui.core.errors import ControllerError
-from naist_dask_tui.core.sge import SgeError
 from naist_dask_tui.core.settings import SETTINGS, Origin, Settings, SettingsError, load_settings
 from naist_dask_tui.core.settings_fields import add_flags, overrides
+from naist_dask_tui.core.sge import SgeError
 
 PROG = "naist-dask-tui"
 
@@ -236,7 +236,7 @@ def cluster_lines(records, now: float | None = None) -> list[str]:
         rows.append((r.name, r.backend, r.address or "-", jobs, "?" if workers is None else str(workers),
                      str(st.get("screens", 0)), idle, started))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
 
 
 def _ls() -> int:

@@ -13,8 +13,9 @@ import json
 import os
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable, Protocol
+from typing import Any, Protocol
 
 from naist_dask_tui.core.paths import state_dir
 

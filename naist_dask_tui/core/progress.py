@@ -72,7 +72,7 @@ class ProgressSnapshot:
     ) -> ProgressSnapshot:
         """Build from the plugin's reply: {"groups": [[name, total, done, ...]], ...}."""
         groups = tuple(
-            GroupProgress(str(row[0]), **dict(zip(COUNT_FIELDS, map(int, row[1:]))))
+            GroupProgress(str(row[0]), **dict(zip(COUNT_FIELDS, map(int, row[1:]), strict=True)))
             for row in reply["groups"]
         )
         return cls(

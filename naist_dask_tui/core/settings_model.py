@@ -14,8 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from naist_dask_tui.core import paths
-from naist_dask_tui.core import settings_convert as convert
+from naist_dask_tui.core import paths, settings_convert as convert
 from naist_dask_tui.core.jobnames import console_job_name
 from naist_dask_tui.core.settings_convert import BACKENDS, SettingsError
 from naist_dask_tui.core.settings_fields import Flag, Origin, declared, setting, table

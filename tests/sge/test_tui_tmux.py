@@ -7,6 +7,7 @@ reattaches to the same jobs, and ``naist-dask-tui stop`` empties qstat."""
 from __future__ import annotations
 
 import shutil
+import subprocess
 import time
 
 import pytest
@@ -14,8 +15,7 @@ import pytest
 from naist_dask_tui.core import sge
 from naist_dask_tui.core.jobnames import JOB_NAME_PREFIX
 from naist_dask_tui.core.snapshot import JobState
-
-from tests.tmux_helper import Tmux, until
+from tests.tmux_helper import EXE, Tmux, until
 
 from .conftest import wait_for
 

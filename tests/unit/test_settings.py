@@ -270,7 +270,10 @@ def test_profile_errors(home):
         '[profiles.a]\ninherits = "b"\n[profiles.b]\ninherits = "a"\n'
         '[profiles.c]\ninherits = "nowhere"\n',
     )
-    with pytest.raises(SettingsError, match=r"^profile: 'nope' is not a profile; known profiles: a, b, c, local, naist \(from --profile\)$"):
+    with pytest.raises(
+        SettingsError,
+        match=r"^profile: 'nope' is not a profile; known profiles: a, b, c, local, naist \(from --profile\)$",
+    ):
         load_settings({}, env={}, profile="nope")
     with pytest.raises(SettingsError, match="inherit in a circle: a -> b -> a"):
         load_settings({}, env={}, profile="a")
