@@ -163,6 +163,13 @@ class ConsoleApp(App[int]):
                 signal.signal(sig, signal.SIG_IGN)
         self._signals_installed.clear()
 
+    def help_sections(self) -> list:
+        """The help screen's sections, with the user's keys. The key map reads every screen's
+        bindings, so it sits above the screens: they ask the app for it."""
+        from naist_dask_tui.keymap import help_sections
+
+        return help_sections(self)
+
     def leave(self, outcome: str, return_code: int = 0) -> None:
         self.outcome = outcome
         self.exit(return_code, return_code=return_code)

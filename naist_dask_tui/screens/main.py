@@ -430,13 +430,12 @@ class MainScreen(Screen[None]):
         )
 
     def action_help(self) -> None:
-        from naist_dask_tui.keymap import help_sections
         from naist_dask_tui.screens.help import HelpScreen
 
         def offered(binding: Binding) -> bool:  # what this cluster cannot do is not listed
             return not (binding.id or "").startswith("main.") or bool(self.check_action(binding.action, ()))
 
-        sections = [(title, [b for b in bindings if offered(b)]) for title, bindings in help_sections(self.app)]
+        sections = [(title, [b for b in bindings if offered(b)]) for title, bindings in self.app.help_sections()]
         self.app.push_screen(HelpScreen(sections))
 
     # ---- command palette ----------------------------------------------------------------------

@@ -173,10 +173,10 @@ class ComputePane(Vertical):
 
     def _keys(self, binding_id: str) -> str:
         """The keys of a binding as the user has them (the [keys] table may rebind them)."""
-        from naist_dask_tui.keymap import keys_for
+        from naist_dask_tui.widgets.keys import keys_for
 
         try:
-            return keys_for(self.app, binding_id)
+            return keys_for(self.app, binding_id, self.BINDINGS)
         except Exception:
             return binding_id
 
