@@ -47,6 +47,7 @@ _text, _int = convert.text, convert.integer
 class Settings:
     """Everything the console needs to start, scale and watch a cluster. Defaults = ``naist``."""
 
+    # name: type = setting(default, converter, help, flag or metavar, dask key, sge_only...)
     profile: str = setting("naist", _text(optional=False), "settings profile (built-in: naist, local)",
                            metavar="NAME")
     backend: str = setting("auto", convert.backend, "auto: SGE if qsub is found, else a LocalCluster",
@@ -54,33 +55,34 @@ class Settings:
     attach: str | None = setting(None, convert.scheduler_address,
                                  "attach to a running scheduler, e.g. tcp://host:8786", metavar="ADDRESS")
     jobs: int = setting(10, _int(0), "number of SGE jobs to start with (local: workers)", metavar="N")
-    max_jobs: int | None = setting(
-        None, _int(1, optional=True), "refuse any request for more jobs than this (default: SGE: 2 x "
-        "what the queue runs at once; local: the machine's cores)", metavar="N",
-        unset="auto (from the backend)")  # see core/limits.py
+    max_jobs: int | None = setting(  # None: from the backend, see core/limits.py
+        None, _int(1, optional=True),
+        "refuse any request for more jobs than this (default: SGE: 2 x what the queue runs at once; "
+        "local: the machine's cores)",
+        metavar="N", unset="auto (from the backend)")
     cores: int = setting(24, _int(1), "cores (threads) per job", metavar="N", dask="cores")
     processes: int = setting(1, _int(1), "dask worker processes per job; cores must divide evenly",
                              metavar="N", dask="processes")
     memory: str = setting("250GB", convert.size, "memory per job, e.g. 250GB or 120GiB",
                           metavar="SIZE", dask="memory")
-    queue: str | None = setting("grid_short.q", _text(), "SGE queue (-q)", metavar="NAME",
-                                dask="queue", sge_only=True)
-    project: str | None = setting(None, _text(), "SGE project (-P)", metavar="NAME", dask="project",
-                                  sge_only=True)
-    walltime: str | None = setting(None, convert.walltime, "job walltime (-l h_rt); default: "
-                                   "dask-jobqueue's", metavar="HH:MM:SS", dask="walltime",
-                                   dask_default="00:30:00", sge_only=True)
-    # Workers retire gracefully (handing their data to the others) before SGE's walltime kills them.
-    lifetime: str = setting("auto", convert.lifetime, "workers retire gracefully, handing over their "
-                            "data, after this long; auto (default): shortly before the walltime; "
-                            "off: let SGE kill them at the walltime", metavar="DURATION", sge_only=True)
+    queue: str | None = setting("grid_short.q", _text(), "SGE queue (-q)",
+                                metavar="NAME", dask="queue", sge_only=True)
+    project: str | None = setting(None, _text(), "SGE project (-P)",
+                                  metavar="NAME", dask="project", sge_only=True)
+    walltime: str | None = setting(None, convert.walltime, "job walltime (-l h_rt); default: dask-jobqueue's",
+                                   metavar="HH:MM:SS", dask="walltime", dask_default="00:30:00", sge_only=True)
+    lifetime: str = setting(
+        "auto", convert.lifetime,
+        "workers retire gracefully, handing over their data, after this long; auto (default): shortly "
+        "before the walltime; off: let SGE kill them at the walltime",
+        metavar="DURATION", sge_only=True)
     interface: str | None = setting("ib0", _text(), "the workers' network interface, e.g. ib0",
                                     metavar="NIC", dask="interface", sge_only=True)
     scheduler_interface: str | None = setting(
-        "bond1", _text(), "this host's network interface for the scheduler, e.g. bond1", metavar="NIC",
-        dask="scheduler-options.interface", sge_only=True)
-    local_directory: str | None = setting("/var/tmp", _text(), "the workers' fast local storage for "
-                                          "spilling", metavar="DIR", dask="local-directory")
+        "bond1", _text(), "this host's network interface for the scheduler, e.g. bond1",
+        metavar="NIC", dask="scheduler-options.interface", sge_only=True)
+    local_directory: str | None = setting("/var/tmp", _text(), "the workers' fast local storage for spilling",
+                                          metavar="DIR", dask="local-directory")
     job_extra_directives: tuple[str, ...] = setting(
         ("-pe smp 24",), convert.string_list(convert.split_semicolons),
         "extra '#$' job directive, repeatable, replaces the profile's list: "
@@ -89,35 +91,35 @@ class Settings:
         dask="job-extra-directives", dask_default=(), sge_only=True)
     resource_spec: str | None = setting(None, _text(), "SGE resource request (-l), e.g. mem_free=250G",
                                         metavar="SPEC", dask="resource-spec", sge_only=True)
-    log_directory: str | None = setting(None, _text(), "where SGE writes the jobs' output (default: "
-                                        "XDG state dir)", metavar="DIR", dask="log-directory")
-    worker_extra_args: tuple[str, ...] = setting(
-        (), convert.string_list(convert.split_shell), "more arguments of the dask worker command "
-        "(config file, env: split like a shell line)", dask="worker-extra-args", dask_default=(),
-        sge_only=True)
+    log_directory: str | None = setting(None, _text(), "where SGE writes the jobs' output (default: XDG state dir)",
+                                        metavar="DIR", dask="log-directory")
+    worker_extra_args: tuple[str, ...] = setting(  # no flag: config file, env, dask config
+        (), convert.string_list(convert.split_shell),
+        "more arguments of the dask worker command (a string is split like a shell line)",
+        dask="worker-extra-args", dask_default=(), sge_only=True)
     dashboard: bool = setting(False, convert.yes_no, "serve the Dask dashboard", flag=_DASHBOARD)
     dashboard_address: str = setting("127.0.0.1:8787", convert.dashboard_address,
                                      "where the dashboard listens, [HOST]:PORT", flag=_DASHBOARD)
-    refresh_interval: float = setting(1.0, convert.positive_seconds,
-                                      "how often the screen polls the scheduler", metavar="SECONDS")
-    adapt_min: int | None = setting(None, _int(0, optional=True), "adaptive scaling: fewest jobs",
-                                    flag=_ADAPT)
-    adapt_max: int | None = setting(None, _int(0, optional=True), "adaptive scaling: most jobs",
-                                    flag=_ADAPT)
-    skip_interface_check: bool = setting(False, convert.yes_no, "do not check that the interfaces "
-                                         "exist here", flag=Flag("--skip-interface-check",
-                                                                 action="store_true"), sge_only=True)
+    refresh_interval: float = setting(1.0, convert.positive_seconds, "how often the screen polls the scheduler",
+                                      metavar="SECONDS")
+    adapt_min: int | None = setting(None, _int(0, optional=True), "adaptive scaling: fewest jobs", flag=_ADAPT)
+    adapt_max: int | None = setting(None, _int(0, optional=True), "adaptive scaling: most jobs", flag=_ADAPT)
+    skip_interface_check: bool = setting(
+        False, convert.yes_no, "do not check that the interfaces exist here",
+        flag=Flag("--skip-interface-check", action="store_true"), sge_only=True)
     # Anyone who reaches a plain scheduler port can run code as you.
-    tls: bool = setting(True, convert.yes_no, "TLS with mutual authentication between scheduler, "
-                        "workers and console (SGE backend)", flag=Flag(
-                            "--no-tls", action="store_false", help="SGE: plain TCP between scheduler "
-                            "and workers (default: TLS with mutual authentication)"), sge_only=True)
-    idle_timeout: str = setting("20m", convert.idle_timeout, "stop the cluster and delete its jobs "
-                                "after this long with no screen attached, no computation and no task "
-                                "(default 20m; off: never)", metavar="DURATION")
+    tls: bool = setting(
+        True, convert.yes_no, "TLS with mutual authentication between scheduler, workers and console",
+        flag=Flag("--no-tls", action="store_false",
+                  help="SGE: plain TCP between scheduler and workers (default: TLS with mutual authentication)"),
+        sge_only=True)
+    idle_timeout: str = setting(
+        "20m", convert.idle_timeout,
+        "stop the cluster and delete its jobs after this long with no screen attached, no computation "
+        "and no task (default 20m; off: never)",
+        metavar="DURATION")
     # The binding ids live in the screens' modules: naist_dask_tui.keymap checks this table.
-    keys: Mapping[str, str] = table("the config file's key bindings: binding id -> keys",
-                                    '[keys], binding id = "key"')
+    keys: Mapping[str, str] = table("the config file's key bindings: binding id -> keys", '[keys], binding id = "key"')
 
     # -- not settings: what the loader found out about them --------------------------------------
     provenance: Mapping[str, Origin] = field(default_factory=dict, compare=False, repr=False)

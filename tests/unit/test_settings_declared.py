@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 
-import dask.config
 import pytest
 
 from naist_dask_tui import cli
@@ -26,23 +24,6 @@ from naist_dask_tui.core.settings import (
 from naist_dask_tui.core.settings_fields import add_flags, declared, overrides, setting
 from naist_dask_tui.core.settings_json import settings_from_json, settings_to_json
 from naist_dask_tui.core.settings_layers import _FALLBACK_DASK_DEFAULTS
-
-
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    for var in list(os.environ):
-        if var.startswith(("NAIST_DASK_TUI_", "DASK_JOBQUEUE")):
-            monkeypatch.delenv(var)
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
-    (tmp_path / "dask").mkdir()
-    import dask_jobqueue  # noqa: F401  (its shipped defaults stay in dask's config)
-
-    dask.config.refresh(paths=[str(tmp_path / "dask")])
-    yield tmp_path
-    dask.config.refresh()
-
 
 # -- a new setting is one declaration ------------------------------------------------------------
 
