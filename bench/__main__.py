@@ -123,7 +123,8 @@ def run_refresh(quick: bool) -> Report:
     t0 = time.perf_counter()
     rc, out = _run(cmd, "refresh", LIMITS["refresh"][1 if quick else 0])
     report.seconds = time.perf_counter() - t0
-    report.note("ran: " + " ".join(["python"] + [str(Path(c).relative_to(REPO)) if c.startswith(str(REPO)) else c for c in cmd[1:]]))
+    shown = [str(Path(c).relative_to(REPO)) if c.startswith(str(REPO)) else c for c in cmd[1:]]
+    report.note("ran: " + " ".join(["python", *shown]))
     pat = re.compile(
         r"(\d[\d,]*) workers: refresh\s+([\d.]+) ms CPU \(unchanged\s+([\d.]+) ms, idle frame\s+([\d.]+) ms\)"
         r".*?interval:\s+([\d.]+)% of a core(?:.*?:\s*(met|NOT met))?"

@@ -21,7 +21,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small size (< 60 s in all)")
     parser.add_argument("--rounds", type=int, default=None, help="pairs of runs (default 4; --quick 3)")
-    parser.add_argument("--side", type=int, default=None, help="array side n for (n, n, 10); default: sized to ~25 s a run")
+    parser.add_argument("--side", type=int, default=None,
+                        help="array side n for (n, n, 10); default: sized to ~25 s a run")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--poll-hz", type=float, default=4.0, help="UI progress polling rate")
@@ -103,7 +104,7 @@ def main() -> None:
         print(f"ratio console/plain {mc / mp:.3f}  (goal <= 1.03)")
         # on a shared machine other load lands on single runs: the best runs and the ratio
         # within each adjacent pair are steadier views of the same question
-        pairs = [c / p for p, c in zip(plain_times, console_times)]
+        pairs = [c / p for p, c in zip(plain_times, console_times, strict=True)]
         print(f"ratio of best runs  {min(console_times) / min(plain_times):.3f}")
         print(f"median paired ratio {statistics.median(pairs):.3f}  ({', '.join(f'{r:.3f}' for r in pairs)})")
 

@@ -66,7 +66,8 @@ def run(args, report: Report) -> None:
     first = samples[0]
     report.add("RSS of this process before importing the app", rss0, "MiB")
     report.add(f"RSS after {first[0]} refreshes", first[1], "MiB", f"{n} workers")
-    report.add(f"RSS after {full} refreshes", at(full), "MiB", f"history {min(full, info['history_maxlen'])} of {info['history_maxlen']} samples")
+    maxlen = info["history_maxlen"]
+    report.add(f"RSS after {full} refreshes", at(full), "MiB", f"history {min(full, maxlen)} of {maxlen} samples")
     report.add(f"RSS after {samples[-1][0]} refreshes", samples[-1][1], "MiB",
                f"history {info['history_samples']} of {info['history_maxlen']} samples")
     growth_fill = at(full) - first[1]
@@ -76,7 +77,8 @@ def run(args, report: Report) -> None:
     if len(second) >= 2:
         xs, ys = [s[0] for s in second], [s[1] for s in second]
         mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
-        slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / max(1e-9, sum((x - mx) ** 2 for x in xs)) * 100
+        covariance = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True))
+        slope = covariance / max(1e-9, sum((x - mx) ** 2 for x in xs)) * 100
     else:
         slope = float("nan")
     report.add(f"growth while histories fill ({first[0]}->{full})", growth_fill, "MiB")

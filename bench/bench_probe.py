@@ -250,8 +250,8 @@ def run(args, report: Report) -> None:
     n_hosts = max(1, min(4, -(-max(sizes) // WORKERS_PER_HOST)))
     report.note(
         f"scheduler in its own process; {max(sizes)} workers as distributed.Worker objects in "
-        f"{n_hosts} host process(es); {rounds_top} round(s) at {max(sizes)}, {rounds_low} below; CPU = scheduler process CPU minus its idle "
-        "rate over the same wall time"
+        f"{n_hosts} host process(es); {rounds_top} round(s) at {max(sizes)}, {rounds_low} below; "
+        "CPU = scheduler process CPU minus its idle rate over the same wall time"
     )
 
     import tempfile
@@ -420,7 +420,7 @@ def run(args, report: Report) -> None:
             # At the largest size the scheduler's idle CPU (heartbeats) is several times the
             # probe's signal, and its drift between windows is the noise: longer windows there.
             stretch = 2.0 if (n == max(sizes) and not quick) else 1.0
-            for r in range(rounds):
+            for _ in range(rounds):
                 prev_idle = idle_window(idle_s * stretch)
                 idles.append(prev_idle)
                 for method, _ in METHODS:
@@ -495,8 +495,8 @@ def run(args, report: Report) -> None:
                 f"per probe) {where}; end to end, noisier: probe {fmt(probe)} vs probe + keeper {fmt(e2e)} ms",
             )
             if args.json:
-                report.note("per-round CPU ms at %d workers: %s" % (top, json.dumps(
-                    {m: [round(x, 3) for x in v] for m, v in res["cpu_ms_all"].items()})))
+                report.note(f"per-round CPU ms at {top} workers: " + json.dumps(
+                    {m: [round(x, 3) for x in v] for m, v in res["cpu_ms_all"].items()}))
         finished = True
     finally:
         if client is not None:

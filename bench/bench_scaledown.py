@@ -81,7 +81,8 @@ def main(argv=None) -> int:
                       f"chunks, result {'right' if out['correct'] else 'WRONG'}, {out['seconds']:.1f} s",
                       flush=True)  # fmt: skip
     print()
-    print(f"{'scale-down mid-computation (SGE)':34s} {'recomputed (median)':>20s} {'right':>6s} {'seconds (median)':>17s}")
+    print(f"{'scale-down mid-computation (SGE)':34s} {'recomputed (median)':>20s} {'right':>6s} "
+          f"{'seconds (median)':>17s}")
     for name, outs in rows.items():
         print(
             f"{name:34s} {statistics.median(o['recomputed'] for o in outs):>20.0f} "

@@ -207,7 +207,8 @@ def run(args, report: Report) -> None:
     report.add("python -c 'import naist_dask_tui.app' wall", median(walls), "s",
                f"bare interpreter {fmt(median(base))} s; median of 3")
     report.add("import naist_dask_tui.app (-X importtime)", total_app, "ms",
-               "own time by package: " + ", ".join(f"{m} {ms:.0f}" for m, ms in sorted(tops_app.items(), key=lambda x: -x[1])[:5]))
+               "own time by package: "
+               + ", ".join(f"{m} {ms:.0f}" for m, ms in sorted(tops_app.items(), key=lambda x: -x[1])[:5]))
     report.add("imports of the console path before paint", total_path, "ms", "cli, console, core.cluster, "
                "monitor, app, screens.main, compute pane (-X importtime)")
     # packages on the console path, by the import time of their own modules

@@ -16,7 +16,8 @@ import queue
 import signal
 import threading
 import time
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from textual import work
 from textual.app import App, SystemCommand
@@ -45,6 +46,7 @@ from naist_dask_tui.messages import (
     ScaleRequested,
     SnapshotFetched,
 )
+
 
 class ConsoleApp(App[int]):
     TITLE = "naist-dask-tui"
@@ -161,6 +163,13 @@ class ConsoleApp(App[int]):
             if sig != signal.SIGINT:
                 signal.signal(sig, signal.SIG_IGN)
         self._signals_installed.clear()
+
+    def help_sections(self) -> list:
+        """The help screen's sections, with the user's keys. The key map reads every screen's
+        bindings, so it sits above the screens: they ask the app for it."""
+        from naist_dask_tui.keymap import help_sections
+
+        return help_sections(self)
 
     def leave(self, outcome: str, return_code: int = 0) -> None:
         self.outcome = outcome

@@ -12,36 +12,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from naist_dask_tui import __version__
-from naist_dask_tui.core.errors import ControllerError
-from naist_dask_tui.core.sge import SgeError
 from naist_dask_tui.commands import COMMANDS, COMMANDS_HELP, choose, run_command
-from naist_dask_tui.core.settings import BACKENDS, Settings, SettingsError, load_settings
+from naist_dask_tui.core.errors import ControllerError
+from naist_dask_tui.core.settings import SETTINGS, Settings, SettingsError, load_settings
+from naist_dask_tui.core.settings_fields import add_flags, overrides
+from naist_dask_tui.core.sge import SgeError
+from naist_dask_tui.core.start_check import Declined, confirm_start
 
 PROG = "naist-dask-tui"
-
-# Flags that map one-to-one onto a Settings field of the same name.
-_SIMPLE = [
-    ("--jobs", "N", "number of SGE jobs to start with (local: workers)"),
-    ("--max-jobs", "N", "refuse any request for more jobs than this (default: SGE: 2 x what the "
-     "queue runs at once; local: the machine's cores)"),
-    ("--cores", "N", "cores (threads) per job"),
-    ("--processes", "N", "dask worker processes per job; cores must divide evenly"),
-    ("--memory", "SIZE", "memory per job, e.g. 250GB or 120GiB"),
-    ("--queue", "NAME", "SGE queue (-q)"),
-    ("--project", "NAME", "SGE project (-P)"),
-    ("--walltime", "HH:MM:SS", "job walltime (-l h_rt); default: dask-jobqueue's"),
-    ("--lifetime", "DURATION", "workers retire gracefully, handing over their data, after this "
-     "long; auto (default): shortly before the walltime; off: let SGE kill them at the walltime"),
-    ("--interface", "NIC", "the workers' network interface, e.g. ib0"),
-    ("--scheduler-interface", "NIC", "this host's network interface for the scheduler, e.g. bond1"),
-    ("--local-directory", "DIR", "the workers' fast local storage for spilling"),
-    ("--resource-spec", "SPEC", "SGE resource request (-l), e.g. mem_free=250G"),
-    ("--log-directory", "DIR", "where SGE writes the jobs' output (default: XDG state dir)"),
-    ("--refresh-interval", "SECONDS", "how often the screen polls the scheduler"),
-    ("--idle-timeout", "DURATION", "stop the cluster and delete its jobs after this long with no "
-     "screen attached, no computation and no task (default 20m; off: never)"),
-]
-
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -54,37 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
         argument_default=argparse.SUPPRESS,
     )
     p.add_argument("--version", action="version", version=f"{PROG} {__version__}")
-    p.add_argument("--profile", metavar="NAME", help="settings profile (built-in: naist, local)")
     p.add_argument("--config", metavar="PATH", help="TOML config file (default: XDG config dir)")
-    p.add_argument("--backend", choices=BACKENDS, help="auto: SGE if qsub is found, else a LocalCluster")
-    p.add_argument("--attach", metavar="ADDRESS", help="attach to a running scheduler, e.g. tcp://host:8786")
-    for flag, metavar, help_text in _SIMPLE:
-        p.add_argument(flag, metavar=metavar, help=help_text)
-    p.add_argument(
-        "--job-extra-directive",
-        dest="job_extra_directives",
-        action="append",
-        metavar="DIRECTIVE",
-        help="extra '#$' job directive, repeatable, replaces the profile's list: "
-        "--job-extra-directive '-pe smp 24' --job-extra-directive=-V",
-    )
-    p.add_argument(
-        "--dashboard",
-        nargs="?",
-        const=True,
-        metavar="ADDRESS",
-        help="also serve the Dask dashboard (default address 127.0.0.1:8787)",
-    )
-    p.add_argument("--adapt", metavar="MIN:MAX", help="start with adaptive scaling between MIN and MAX jobs")
-    p.add_argument(
-        "--skip-interface-check", action="store_true", help="do not check that the interfaces exist here"
-    )
-    p.add_argument(
-        "--no-tls",
-        dest="tls",
-        action="store_false",
-        help="SGE: plain TCP between scheduler and workers (default: TLS with mutual authentication)",
-    )
+    add_flags(p, SETTINGS)  # one flag per setting, from its declaration
     p.add_argument(
         "--allow-pending",
         action="store_true",
@@ -111,34 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _parse_adapt(text: str) -> tuple[str | None, str | None]:
-    parts = text.split(":")
-    if len(parts) != 2 or not any(part.strip() for part in parts):
-        raise SettingsError(
-            "adapt", f"{text!r} is not MIN:MAX; use two whole numbers of jobs, e.g. 2:10", "--adapt"
-        )
-    low, high = (part.strip() or None for part in parts)
-    return low, high
-
-
 def cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """The Settings fields the command line sets (only flags that were given)."""
-    given = vars(args)
-    overrides: dict[str, Any] = {}
-    for name in ("backend", "attach", "job_extra_directives", "skip_interface_check", "tls"):
-        if name in given:
-            overrides[name] = given[name]
-    for flag, _, _ in _SIMPLE:
-        name = flag[2:].replace("-", "_")
-        if name in given:
-            overrides[name] = given[name]
-    if "dashboard" in given:
-        overrides["dashboard"] = True
-        if given["dashboard"] is not True:
-            overrides["dashboard_address"] = given["dashboard"]
-    if "adapt" in given:
-        overrides["adapt_min"], overrides["adapt_max"] = _parse_adapt(given["adapt"])
-    return overrides
+    return overrides(args, SETTINGS)
 
 
 def _print_job_script(settings: Settings) -> int:
@@ -302,103 +226,6 @@ def _local_notes(settings: Settings) -> tuple[str, ...]:
     import psutil
 
     return settings.resolved_for_local(os.cpu_count() or 1, psutil.virtual_memory().total).notes
-
-
-class Declined(Exception):
-    """The user answered no at the start's question: nothing was submitted."""
-
-
-def _job_shape(settings: Settings) -> str:
-    pes = settings.pe_directives()
-    slots = f", {pes[0][1]} slots of PE {pes[0][0]}" if pes else ""
-    queue = f" in queue {settings.queue}" if settings.queue else ""
-    return f"{settings.cores} cores and {settings.memory} each{slots}{queue}"
-
-
-def _answer(ask: Any, prompt: str) -> str:
-    """The user's answer, lower case; end of input means no."""
-    try:
-        return ask(prompt).strip().lower()
-    except EOFError:
-        return "n"
-
-
-def confirm_start(
-    settings: Settings,
-    *,
-    interactive: bool,
-    allow_pending: bool = False,
-    ask: Any = input,
-    err: Any = None,
-) -> Settings:
-    """Before the cluster starts (one self-contained call): what would flood the queue is
-    refused, and what the user did not ask for is shown and asked about.
-
-    * A request above ``max_jobs`` is refused (SettingsError naming max_jobs).
-    * SGE, when the job count comes only from the built-in profile (no ``--jobs``, none in a
-      config file or the environment): the jobs are shown and the user is asked; without a
-      terminal to ask on, nothing is submitted and the error says how to ask for them.
-      An explicit ``--jobs`` never asks.
-    * SGE, more jobs than the queue runs at once: asked on a terminal; otherwise refused
-      unless ``--allow-pending`` (a script states it once instead of hanging on a question).
-
-    Returns the settings to start with (the job count the user typed, if any). Raises
-    :class:`Declined` when the user says no.
-    """
-    err = err or sys.stderr
-    backend = settings.resolved_backend()
-    if backend != "sge":
-        return settings  # local: max_jobs is checked by the controller (it sizes the cluster)
-    from dataclasses import replace
-    from types import MappingProxyType
-
-    from naist_dask_tui.core import limits, preflight
-
-    preflight.require_ready(settings)  # a bad queue or interface is said before any question
-    lim = limits.resolve(settings, "sge")
-    if settings.adaptive:
-        hi = settings.adapt_max if settings.adapt_max is not None else max(settings.adapt_min or 0, settings.jobs)
-        lim.check(hi, f"adaptive maximum, from {settings.origin_of('adapt_max')}")
-        return settings
-    lim.check(settings.jobs, f"from {settings.origin_of('jobs')}")
-
-    def set_jobs(jobs: int) -> Settings:
-        origins = dict(settings.origins, jobs="the answer at start")
-        sources = dict(settings.sources, jobs="cli")
-        return replace(settings, jobs=jobs, origins=MappingProxyType(origins),
-                       sources=MappingProxyType(sources))
-
-    if not settings.explicit("jobs") and settings.jobs > 0:
-        what = (f"{settings.jobs} SGE jobs of {_job_shape(settings)} "
-                f"({settings.origin_of('jobs')}; no --jobs given)")
-        if not interactive:
-            raise SettingsError(
-                "jobs",
-                f"not submitting {what} without asking; say how many: --jobs {settings.jobs} "
-                "(or --jobs 0 to start with none and scale from the console), or jobs in the "
-                "config file",
-            )
-        print(f"{PROG} will submit {what}.", file=err)
-        answer = _answer(ask, f"Submit them? [y = {settings.jobs} jobs, a number = that many, n = cancel] ")
-        if answer.isdigit():
-            settings = set_jobs(int(answer))
-            lim.check(settings.jobs, "the answer at start")
-        elif answer not in ("y", "yes"):
-            raise Declined("nothing submitted; next time say how many with --jobs N")
-
-    waiting = lim.pending(settings.jobs)
-    if waiting and not allow_pending:
-        sentence = lim.pend_sentence(settings.jobs)
-        if not interactive:
-            raise SettingsError(
-                "jobs",
-                f"{sentence}; nothing was submitted. Ask for {lim.runnable} or fewer, or pass "
-                "--allow-pending to submit them anyway",
-            )
-        print(f"{PROG}: {sentence}.", file=err)
-        if _answer(ask, f"Submit all {settings.jobs} anyway? [y/N] ") not in ("y", "yes"):
-            raise Declined(f"nothing submitted; ask for {lim.runnable} or fewer jobs, or pass --allow-pending")
-    return settings
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -83,7 +83,7 @@ def cluster_lines(records, now: float | None = None) -> list[str]:
         rows.append((r.name, r.backend, r.address or "-", jobs, "?" if workers is None else str(workers),
                      str(st.get("screens", 0)), idle, started))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
 
 
 def _ls() -> int:

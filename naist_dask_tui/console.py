@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import signal
 import sys
-from collections.abc import Sequence
-from typing import Any, Callable, TextIO
+from collections.abc import Callable, Sequence
+from typing import Any, TextIO
 
 PROG = "naist-dask-tui"
 

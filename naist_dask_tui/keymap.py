@@ -30,11 +30,10 @@ from typing import Any
 from textual.binding import Binding
 
 from naist_dask_tui.core.settings import SettingsError
+from naist_dask_tui.widgets.keys import is_printable, keymap_of
 
-# printable keys (what an editor or an input types instead of running the binding)
-_PRINTABLE_NAMES = {
-    "plus", "minus", "equals_sign", "slash", "question_mark", "space", "full_stop", "comma",
-}
+__all__ = ["apply", "binding_ids", "help_sections", "is_printable", "sections", "validate"]
+
 _KEY = re.compile(r"^(?:(?:ctrl|alt|shift|super|meta|hyper)\+)*(?:[a-z0-9_]+|[A-Z]|[^\s,+])$")
 
 
@@ -106,27 +105,10 @@ def apply(app: Any, keys: Mapping[str, str] | None) -> None:
         app.set_keymap(dict(keys))
 
 
-def _keymap(app: Any) -> Mapping[str, str]:
-    return getattr(app, "_keymap", None) or {}
-
-
-def keys_for(app: Any, binding_id: str) -> str:
-    """The keys bound to ``binding_id`` now, as the user types them ("ctrl+r")."""
-    rebound = _keymap(app).get(binding_id)
-    if rebound:
-        return rebound.split(",")[0]
-    binding = binding_ids().get(binding_id)
-    if binding is None:
-        return binding_id
-    if binding.key_display:
-        return binding.key_display
-    return binding.key.split(",")[0]
-
-
 def help_sections(app: Any) -> list[tuple[str, list[Binding]]]:
     """The help screen's sections, with the user's keys in place of the defaults; the
     section of where the focus is comes first (at 80x24 it is what fits)."""
-    keymap = _keymap(app)
+    keymap = keymap_of(app)
     out = []
     for title, bindings in sections():
         shown = []
@@ -147,39 +129,3 @@ def _in_compute_pane(app: Any) -> bool:
             return True
         node = node.parent
     return False
-
-
-def is_printable(key: str) -> bool:
-    key = key.strip()
-    return len(key) == 1 or key in _PRINTABLE_NAMES
-
-
-def typed_not_run(screen: Any, binding: Binding) -> bool:
-    """True when the focused widget takes ``binding``'s keys as text (an editor or an
-    input): the binding cannot run from there, so the footer does not offer it."""
-    from textual.widgets import Input, TextArea
-
-    if not isinstance(screen.focused, (TextArea, Input)):
-        return False
-    keys = _keymap(screen.app).get(binding.id or "", binding.key)
-    return all(is_printable(k) for k in keys.split(","))
-
-
-# bindings the footer shows only while an editor or input has the focus (keys that work
-# from there and are not needed elsewhere)
-TYPING_ONLY = {"main.help_f1", "main.next_panel"}
-
-
-def shown_in_footer(screen: Any, binding: Binding) -> bool:
-    if not binding.show:
-        return False
-    typing = _typing(screen)
-    if binding.id in TYPING_ONLY:
-        return typing
-    return not (typing and typed_not_run(screen, binding))
-
-
-def _typing(screen: Any) -> bool:
-    from textual.widgets import Input, TextArea
-
-    return isinstance(screen.focused, (TextArea, Input))

@@ -13,5 +13,6 @@ def _isolated_xdg(tmp_path_factory, monkeypatch):
         d = base / var.lower()
         d.mkdir()
         monkeypatch.setenv(var, str(d))
-    for var in [v for v in __import__("os").environ if v.startswith("NAIST_DASK_TUI_") and not v.startswith("NAIST_DASK_TUI_REQUIRE_")]:
+    for var in [v for v in __import__("os").environ
+                if v.startswith("NAIST_DASK_TUI_") and not v.startswith("NAIST_DASK_TUI_REQUIRE_")]:
         monkeypatch.delenv(var)

@@ -46,8 +46,7 @@ from distributed import Client, LocalCluster
 from distributed.core import Status
 from distributed.deploy.cluster import Cluster
 
-from naist_dask_tui.core import limits as job_limits
-from naist_dask_tui.core import nodecheck, sge, worker_log
+from naist_dask_tui.core import limits as job_limits, nodecheck, sge, worker_log
 from naist_dask_tui.core.control import WATCH_ONLY, Capabilities
 from naist_dask_tui.core.errors import ControllerError
 from naist_dask_tui.core.notices import NoticeLog

@@ -13,21 +13,17 @@ import json
 import os
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable, Protocol
+from typing import Any, Protocol
 
-APP_DIR = "naist-dask-tui"
+from naist_dask_tui.core.paths import state_dir
+
 FILE_NAME = "history.jsonl"
 
 
 class _Recordable(Protocol):
     def to_record(self) -> dict[str, Any]: ...
-
-
-def state_dir() -> Path:
-    base = os.environ.get("XDG_STATE_HOME") or ""
-    root = Path(base) if base and Path(base).is_absolute() else Path.home() / ".local" / "state"
-    return root / APP_DIR
 
 
 class HistoryStore:

@@ -12,7 +12,7 @@ to the login node. So, for the pane's namespace only (its ``__builtins__`` get t
   cluster) is the console's own client, whose ``close()`` keeps it open, and in which every
   cluster class refuses to start, saying what to do instead;
 * the console's client checks the size of whatever it gathers while a run is going
-  (:func:`install_result_guard`), wherever the gather comes from.
+  (:mod:`result_guard`), wherever the gather comes from.
 
 Nothing here imports textual.
 """
@@ -31,10 +31,6 @@ GUARDED_MODULES = ("distributed", "dask.distributed", "dask_jobqueue")
 class PaneRefusal(RuntimeError):
     """Something pasted code asked for that the console does not do; the message says what to
     do instead."""
-
-
-class ResultTooLarge(Exception):
-    """The result would be too large to bring to the login node."""
 
 
 def cluster_refused_message(name: str) -> str:
@@ -192,77 +188,8 @@ class _DaskView(types.ModuleType):
         return value
 
 
-# ---------------------------------------------------------------------------------------------
-# The result guard
-
-
-def too_large_message(nbytes: int, limit: int, measured: bool) -> str:
-    from dask.utils import format_bytes
-
-    how = "is" if measured else "would be"
-    return (
-        f"Result refused: it {how} {format_bytes(nbytes)}, over the console's limit of "
-        f"{format_bytes(limit)} for bringing data to the login node.\n"
-        "Keep it on the cluster with `.persist()` (or run with persist), or reduce it first "
-        "(e.g. `.sum()`, `.mean(axis=0)`, a slice `[:10]`) so that only a small result comes back."
-    )
-
-
-def install_result_guard(client: Any, limit: Callable[[], int | None]) -> None:
-    """Make every gather of ``client`` (``.compute()``, ``client.gather``, ``future.result()``,
-    ``np.asarray(x)``...) check the size of what it would bring here first: above
-    ``limit()`` bytes (None: no limit now) it raises :class:`ResultTooLarge` and nothing is
-    transferred. The sizes are the scheduler's (what the workers measured), read once the
-    futures are finished. Several sessions may share a client: the smallest limit in force
-    counts."""
-    limits = getattr(client, "_ndtui_result_limits", None)
-    if limits is not None:
-        limits.append(limit)
-        return
-    limits = client._ndtui_result_limits = [limit]
-    original = client._gather
-
-    def in_force() -> int | None:
-        found = [b for b in (f() for f in list(limits)) if b is not None]
-        return min(found) if found else None
-
-    async def guarded_gather(futures: Any, *args: Any, **kwargs: Any) -> Any:
-        bound = in_force()
-        if bound is not None:
-            from distributed.client import _wait, futures_of
-
-            flat = [f for f in futures_of(futures) if getattr(f, "client", client) is client]
-            if flat:
-                await _wait(flat)
-                keys = [f.key for f in flat if f.status == "finished"]
-                if keys:
-                    sizes = await client.scheduler.nbytes(keys=keys, summary=False)
-                    total = sum(int(v) for v in sizes.values() if v and v > 0)
-                    if total > bound:
-                        raise ResultTooLarge(too_large_message(total, bound, measured=True))
-        return await original(futures, *args, **kwargs)
-
-    client._gather = guarded_gather
-
-
-def run_guard_limit(session: Any) -> Callable[[], int | None]:
-    """The guard's limit: the session's while one of its runs is going, else none."""
-    import weakref
-
-    ref = weakref.ref(session)
-
-    def limit() -> int | None:
-        s = ref()
-        return s.max_result_bytes if s is not None and s.running else None
-
-    return limit
-
-
 __all__ = [
     "ConsoleClient",
     "PaneRefusal",
-    "ResultTooLarge",
-    "install_result_guard",
     "pane_builtins",
-    "run_guard_limit",
 ]

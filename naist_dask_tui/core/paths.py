@@ -39,6 +39,11 @@ def logs_dir() -> Path:
     return state_dir() / "logs"
 
 
+def tls_dir(pid: int) -> Path:
+    """The workers' TLS credentials of the console (or keeper) with this pid."""
+    return state_dir() / "tls" / str(pid)
+
+
 def private_dir(path: Path) -> Path:
     """Create ``path`` (and its parents) readable by the user alone (0700)."""
     path.mkdir(parents=True, exist_ok=True, mode=0o700)

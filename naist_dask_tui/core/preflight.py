@@ -320,6 +320,6 @@ def require_ready(settings: Settings, which: Callable[[str], str | None] = shuti
     for check in checks:
         if check.failed:
             field = check.field or check.name
-            source = settings.origin_of(field) if field in settings.origins else None
+            source = settings.origin_of(field) if field in settings.provenance else None
             raise SettingsError(field, check.detail, source)
     return checks

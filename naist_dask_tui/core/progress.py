@@ -2,23 +2,9 @@
 
 Why not ``get_task_prefix_states``: it omits ``queued`` and ``no-worker`` tasks, and with task
 queuing (on by default) most of a large graph sits in ``queued``, so totals built from it
-undercount badly. Instead a tiny scheduler plugin:
-
-* marks the start of a run for one client (``begin``); every graph that client submits while the
-  run is active (``client.compute``, ``.compute()``, ``.persist()`` inside the user's code) is
-  attached to the run in the plugin's ``update_graph`` hook, which fires after the tasks exist and
-  before any of them can have finished;
-* keeps per task prefix counts up to date from the ``transition`` hook (O(1) per transition, only
-  a dict lookup for keys of other computations);
-* answers ``counts`` through a scheduler handler (``scheduler.handlers["ndtui_progress"]``): the
-  reply is O(number of task prefixes), so polling it at a few Hz costs the scheduler nothing
-  measurable;
-* cancels all the run's keys on request (``cancel``), also those submitted by a blocking
-  ``.compute()`` inside the user's code, for which the console holds no futures.
-
-The plugin class is built by a factory so that (cloud)pickle ships it *by value*: a scheduler we
-merely attach to does not need naist-dask-tui installed. For the same reason the plugin's code
-refers to no module-level name of this file.
+undercount badly. Instead a tiny scheduler plugin (:mod:`progress_plugin`, shipped by value)
+attaches every graph the run's client submits to the run and counts its tasks per task prefix;
+:class:`ProgressTracker` begins a run, polls its counts, cancels it and ends it.
 
 Nothing here imports textual.
 """
@@ -31,11 +17,10 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-PLUGIN_NAME = "naist-dask-tui-progress-1"
-HANDLER_NAME = "ndtui_progress_1"
+from naist_dask_tui.core import progress_plugin
+from naist_dask_tui.core.progress_plugin import COUNT_FIELDS, DONE, HANDLER, PLUGIN_NAME, ProgressPlugin
 
-# Order of the per-group count vector exchanged with the scheduler.
-COUNT_FIELDS = ("total", "done", "erred", "processing", "queued", "waiting", "no_worker", "released")
+_by_value_lock = threading.Lock()
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +72,8 @@ class ProgressSnapshot:
     ) -> ProgressSnapshot:
         """Build from the plugin's reply: {"groups": [[name, total, done, ...]], ...}."""
         groups = tuple(
-            GroupProgress(str(row[0]), *(int(v) for v in row[1:])) for row in reply["groups"]
+            GroupProgress(str(row[0]), **dict(zip(COUNT_FIELDS, map(int, row[1:]), strict=True)))
+            for row in reply["groups"]
         )
         return cls(
             groups=groups,
@@ -104,160 +90,17 @@ class ProgressSnapshot:
         )
 
 
-def make_progress_plugin() -> Any:
-    """Build the scheduler plugin instance (its class is local, so it pickles by value)."""
-    from distributed.diagnostics.plugin import SchedulerPlugin
+def _on_scheduler(call: Any) -> Any:
+    """Run ``call()`` with :mod:`progress_plugin` pickled by value: a scheduler we attach to
+    need not have naist_dask_tui installed."""
+    import cloudpickle
 
-    class NdtuiProgressPlugin(SchedulerPlugin):
-        # Category index in a count vector: 0 total, 1 done, 2 erred, 3 processing, 4 queued,
-        # 5 waiting, 6 no-worker, 7 released (before finishing).
-        _STATE_INDEX = {
-            "memory": 1,
-            "erred": 2,
-            "processing": 3,
-            "queued": 4,
-            "waiting": 5,
-            "no-worker": 6,
-        }
-
-        def __init__(self) -> None:
-            self.name = "naist-dask-tui-progress-1"
-            self.scheduler = None
-            self.runs: dict = {}  # run_id -> run record
-            self.active: dict = {}  # client id -> run_id
-            self.key_run: dict = {}  # key -> run record (only keys of live runs)
-
-        async def start(self, scheduler) -> None:
-            self.scheduler = scheduler
-            plugin = self
-
-            def ndtui_progress_1(action: str = "counts", run_id: str = "", client: str = "",
-                                 **kwargs):
-                return plugin.handle(action, run_id, client)
-
-            scheduler.handlers["ndtui_progress_1"] = ndtui_progress_1
-
-        def _category(self, state: str, old: int) -> int:
-            idx = self._STATE_INDEX.get(state)
-            if idx is not None:
-                return idx
-            # released / forgotten: a finished (or erred) task stays counted as such; a task
-            # dropped before it finished (cancel) is "released".
-            if old in (1, 2):
-                return old
-            if state == "released" and old in (0, 3, 4, 5, 6):
-                # transient on the way back to waiting (lost worker), or a fresh task
-                return 5 if old in (0, 5) else 7
-            return 7
-
-        def _attach(self, run: dict, keys) -> None:
-            tasks = self.scheduler.tasks
-            cat = run["cat"]
-            counts = run["counts"]
-            prefix_of = run["prefix"]
-            for key in keys:
-                if key in cat:
-                    continue
-                ts = tasks.get(key)
-                if ts is None:
-                    continue
-                prefix = ts.prefix.name
-                vec = counts.get(prefix)
-                if vec is None:
-                    vec = counts[prefix] = [0] * 8
-                c = self._category(ts.state, 0)
-                cat[key] = c
-                prefix_of[key] = vec
-                run["prefix_name"][key] = prefix
-                vec[0] += 1
-                vec[c] += 1
-                old_run = self.key_run.get(key)
-                if old_run is not None and old_run is not run:
-                    old_run["cat"].pop(key, None)
-                self.key_run[key] = run
-
-        def update_graph(self, scheduler, *, client=None, keys=None, tasks=None, **kwargs) -> None:
-            run_id = self.active.get(client)
-            if run_id is None:
-                return
-            run = self.runs.get(run_id)
-            if run is None:
-                return
-            run["outputs"].update(keys or ())
-            self._attach(run, tasks or ())
-
-        def transition(self, key, start, finish, *args, **kwargs) -> None:
-            run = self.key_run.get(key)
-            if run is None:
-                return
-            cat = run["cat"]
-            old = cat.get(key)
-            if old is None:
-                return
-            new = self._category(finish, old)
-            if new == 2 and run["first_erred"] is None:
-                # the first task of the run to err is the one that raised; dependents follow
-                run["first_erred"] = run["prefix_name"].get(key)
-            if new != old:
-                cat[key] = new
-                vec = run["prefix"][key]
-                vec[old] -= 1
-                vec[new] += 1
-
-        def _drop(self, run_id: str) -> None:
-            run = self.runs.pop(run_id, None)
-            if run is None:
-                return
-            if self.active.get(run["client"]) == run_id:
-                del self.active[run["client"]]
-            for key in run["cat"]:
-                if self.key_run.get(key) is run:
-                    del self.key_run[key]
-
-        def handle(self, action: str, run_id: str, client: str):
-            if action == "begin":
-                old = self.active.get(client)
-                if old is not None:
-                    self._drop(old)
-                # runs of consoles that went away without ending them
-                for rid in [r for r, rec in self.runs.items()
-                            if rec["client"] not in self.scheduler.clients]:
-                    self._drop(rid)
-                self.runs[run_id] = {
-                    "client": client, "cat": {}, "prefix": {}, "prefix_name": {},
-                    "counts": {}, "outputs": set(), "first_erred": None,
-                }
-                self.active[client] = run_id
-                return True
-            run = self.runs.get(run_id)
-            if run is None:
-                return None
-            if action == "end" and self.active.get(run["client"]) == run_id:
-                # graphs submitted after this belong to no run; counts stay readable
-                del self.active[run["client"]]
-            if action in ("counts", "end"):
-                return {
-                    "groups": [[name, *vec] for name, vec in run["counts"].items()],
-                    "first_erred": run["first_erred"],
-                }
-            if action == "forget":
-                self._drop(run_id)
-                return True
-            if action == "cancel":
-                keys = list(run["outputs"])
-                if keys and run["client"] in self.scheduler.clients:
-                    self.scheduler.stimulus_cancel(
-                        keys, run["client"], force=True,
-                        reason="cancelled from the console", msg="",
-                    )
-                return len(keys)
-            return None
-
-        async def close(self) -> None:
-            if self.scheduler is not None:
-                self.scheduler.handlers.pop("ndtui_progress_1", None)
-
-    return NdtuiProgressPlugin()
+    with _by_value_lock:
+        cloudpickle.register_pickle_by_value(progress_plugin)
+        try:
+            return call()
+        finally:
+            cloudpickle.unregister_pickle_by_value(progress_plugin)
 
 
 class ProgressTracker:
@@ -286,7 +129,7 @@ class ProgressTracker:
         client = self.client
 
         async def call() -> Any:
-            return await getattr(client.scheduler, HANDLER_NAME)(
+            return await getattr(client.scheduler, HANDLER)(
                 action=action, run_id=run_id, client=client.id
             )
 
@@ -296,9 +139,9 @@ class ProgressTracker:
         if self.available is not None:
             return self.available
         try:
-            present = self.client.run_on_scheduler(_make_presence_check())
-            if not present:
-                self.client.register_plugin(make_progress_plugin(), name=PLUGIN_NAME)
+            client = self.client
+            if not _on_scheduler(lambda: client.run_on_scheduler(progress_plugin.installed)):
+                _on_scheduler(lambda: client.register_plugin(ProgressPlugin(), name=PLUGIN_NAME))
             self.available = True
         except Exception as exc:  # scheduler refuses pickled code, old version, ...
             self.available = False
@@ -334,7 +177,7 @@ class ProgressTracker:
             return
         now = time.monotonic()
         elapsed = now - self._t0
-        done = sum(int(row[2]) for row in counts["groups"])
+        done = sum(int(row[1 + DONE]) for row in counts["groups"])
         self._samples.append((now, done))
         rate = 0.0
         # rate over the last ~3 s of samples (whole run when shorter)
@@ -400,12 +243,3 @@ class ProgressTracker:
         with self._lock:
             return self._snapshot
 
-
-def _make_presence_check() -> Any:
-    # A local function pickles by value: the scheduler needs no naist-dask-tui to run it.
-    def ndtui_plugin_present(dask_scheduler: Any) -> bool:
-        return "naist-dask-tui-progress-1" in dask_scheduler.plugins and (
-            "ndtui_progress_1" in dask_scheduler.handlers
-        )
-
-    return ndtui_plugin_present

@@ -10,7 +10,7 @@ import dataclasses
 import json
 import types
 
-from naist_dask_tui.core.settings import Settings
+from naist_dask_tui.core.settings import Origin, Settings
 
 
 def settings_to_json(settings: Settings) -> str:
@@ -32,8 +32,10 @@ def settings_from_json(text: str) -> Settings:
         if f.name not in data:
             continue  # a field added since: its default
         value = data[f.name]
-        if f.name in ("sources", "origins"):
-            value = types.MappingProxyType(dict(value))
+        if f.name == "provenance":
+            value = types.MappingProxyType({k: Origin(*v) for k, v in value.items()})
+        elif isinstance(value, dict):
+            value = types.MappingProxyType(value)
         elif isinstance(value, list):
             value = tuple(value)
         values[f.name] = value

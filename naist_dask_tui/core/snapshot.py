@@ -7,8 +7,8 @@ the widgets only read them. Byte counts are ints, times are epoch seconds (``tim
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cached_property
 from enum import Enum
+from functools import cached_property
 
 
 class JobState(str, Enum):
@@ -235,7 +235,7 @@ def job_row_to_wire(row: JobRow) -> list:
 
 
 def job_row_from_wire(data: list) -> JobRow:
-    values = dict(zip(_JOB_ROW_FIELDS, data))
+    values = dict(zip(_JOB_ROW_FIELDS, data, strict=False))  # a newer keeper may send more
     values["state"] = JobState(values["state"])
     values["workers"] = tuple(values.get("workers") or ())
     return JobRow(**values)

@@ -17,7 +17,8 @@ INTRO = """\
 OUTRO = """\
 [b $accent]Detach, reattach, stop[/]
 On SGE a job runs dask workers; on a local cluster a job is one worker process. Scaling down \
-retires workers (their data moves) first. The cluster is not this screen: detached, it keeps running with its jobs and data. \
+retires workers (their data moves) first. The cluster is not this screen: detached, it keeps \
+running with its jobs and data. \
 [b]naist-dask-tui attach[/b] comes back to it, [b]naist-dask-tui ls[/b] lists your clusters, \
 [b]naist-dask-tui stop[/b] stops one (every job deleted). \
 With no screen, no computation and no task for its idle timeout (20 min by default), \

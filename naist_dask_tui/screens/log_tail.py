@@ -75,7 +75,8 @@ class LogTailScreen(ModalScreen[None]):
             except FileNotFoundError:
                 if not waiting_said:
                     waiting_said = True
-                    what = "the worker may still be starting" if self.backend == "local" else "the job may still be pending"
+                    what = ("the worker may still be starting" if self.backend == "local"
+                            else "the job may still be pending")
                     if not self._post(f"waiting for {path} ({what})\n"):
                         return
             except OSError as exc:

@@ -62,15 +62,21 @@ class MainScreen(ScalingActions, Screen[None]):
     # The whole key map (and why these keys) is in naist_dask_tui/keymap.py; descriptions are
     # short: the footer shows them at 80 columns.
     BINDINGS = [
-        Binding("q", "request_quit", "Quit", tooltip="Quit: stop the cluster (every job deleted) or detach", id="main.quit"),
-        Binding("d", "detach", "Detach", tooltip="Detach: the screen closes, the cluster keeps running", id="main.detach"),
-        Binding("plus,equals_sign", "scale_up", "Job+", key_display="+", tooltip="Job +1: one job more", id="main.scale_up"),
-        Binding("minus", "scale_down", "Job-", key_display="-", tooltip="Job -1: one job less (graceful)", id="main.scale_down"),
+        Binding("q", "request_quit", "Quit", tooltip="Quit: stop the cluster (every job deleted) or detach",
+                id="main.quit"),
+        Binding("d", "detach", "Detach", tooltip="Detach: the screen closes, the cluster keeps running",
+                id="main.detach"),
+        Binding("plus,equals_sign", "scale_up", "Job+", key_display="+", tooltip="Job +1: one job more",
+                id="main.scale_up"),
+        Binding("minus", "scale_down", "Job-", key_display="-", tooltip="Job -1: one job less (graceful)",
+                id="main.scale_down"),
         Binding("s", "scale_to", "Scale", tooltip="Scale to an exact number of jobs", id="main.scale_to"),
         Binding("a", "toggle_adaptive", "Adapt", tooltip="Adaptive scaling on/off", id="main.adaptive"),
-        Binding("slash", "filter", "Filter", key_display="/", tooltip="Filter the workers (name and job first)", id="main.filter"),
+        Binding("slash", "filter", "Filter", key_display="/", tooltip="Filter the workers (name and job first)",
+                id="main.filter"),
         Binding("l", "job_log", "Log", tooltip="Job log: follow the selected job's output", id="main.job_log"),
-        Binding("L", "console_log", "Keeper log", show=False, tooltip="Follow the cluster keeper's log", id="main.console_log"),
+        Binding("L", "console_log", "Keeper log", show=False, tooltip="Follow the cluster keeper's log",
+                id="main.console_log"),
         Binding("question_mark", "help", "Help", key_display="?", tooltip="Help: every key", id="main.help"),
         Binding("f1", "help", "Help", tooltip="Help (also from the editor)", id="main.help_f1"),
         # priority: scroll views (the editor, the tables) would page sideways on these keys
@@ -78,7 +84,8 @@ class MainScreen(ScalingActions, Screen[None]):
                 tooltip="Next panel (also from the editor)", id="main.next_panel"),
         Binding("ctrl+pageup", "cycle_panel(-1)", "Previous panel", show=False, priority=True,
                 id="main.previous_panel"),
-        Binding("r", "retire", "Retire job", show=False, tooltip="Retire job: the selected worker's job, gracefully", id="main.retire"),
+        Binding("r", "retire", "Retire job", show=False, tooltip="Retire job: the selected worker's job, gracefully",
+                id="main.retire"),
         Binding("1", "show_panel('workers')", "Workers panel", show=False, id="main.panel_workers"),
         Binding("2", "show_panel('memory')", "Memory panel", show=False, id="main.panel_memory"),
         Binding("3", "show_panel('spill')", "Spill panel", show=False, id="main.panel_spill"),
@@ -308,13 +315,12 @@ class MainScreen(ScalingActions, Screen[None]):
         self.post_message(LeaveRequested("detach"))
 
     def action_help(self) -> None:
-        from naist_dask_tui.keymap import help_sections
         from naist_dask_tui.screens.help import HelpScreen
 
         def offered(binding: Binding) -> bool:  # what this cluster cannot do is not listed
             return not (binding.id or "").startswith("main.") or bool(self.check_action(binding.action, ()))
 
-        sections = [(title, [b for b in bindings if offered(b)]) for title, bindings in help_sections(self.app)]
+        sections = [(title, [b for b in bindings if offered(b)]) for title, bindings in self.app.help_sections()]
         self.app.push_screen(HelpScreen(sections))
 
     # ---- command palette ----------------------------------------------------------------------

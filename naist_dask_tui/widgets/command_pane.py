@@ -37,7 +37,8 @@ from textual.widgets import RichLog, Static, TextArea
 from textual.worker import Worker, WorkerState
 
 from naist_dask_tui.core.compute import RunResult, Snippet, snippets
-from naist_dask_tui.core.history_store import HistoryStore, state_dir
+from naist_dask_tui.core.history_store import HistoryStore
+from naist_dask_tui.core.paths import state_dir
 from naist_dask_tui.widgets.progress_view import ProgressView
 
 if TYPE_CHECKING:
@@ -194,10 +195,10 @@ class ComputePane(Vertical):
 
     def _keys(self, binding_id: str) -> str:
         """The keys of a binding as the user has them (the [keys] table may rebind them)."""
-        from naist_dask_tui.keymap import keys_for
+        from naist_dask_tui.widgets.keys import keys_for
 
         try:
-            return keys_for(self.app, binding_id)
+            return keys_for(self.app, binding_id, self.BINDINGS)
         except Exception:
             return binding_id
 
@@ -289,7 +290,8 @@ class ComputePane(Vertical):
     def _adopt(self, run: dict) -> None:
         """Follow a run this pane did not start: from another screen, or from before a detach."""
         number = int(run["number"])
-        self._echo(number, run.get("code", ""), bool(run.get("persist")), note="running; started before you attached, or from another screen")
+        note = "running; started before you attached, or from another screen"
+        self._echo(number, run.get("code", ""), bool(run.get("persist")), note=note)
         self._set_running(True)
         self.progress_view.status = "running…"
         self.progress_view.outcome = ""

@@ -2,7 +2,7 @@
 
 Textual's footer lists every active binding; at 80 columns the last ones are cut off, and in
 the compute pane's editor it would offer ``q``, ``+`` or ``?``, which type into the editor.
-This one leaves out what cannot run from the focused widget (``keymap.typed_not_run``) and
+This one leaves out what cannot run from the focused widget (``widgets.keys.typed_not_run``) and
 shows the editor-only keys (changing panels with ctrl+pageup/pagedown) only there.
 """
 
@@ -14,7 +14,7 @@ from textual.app import ComposeResult
 from textual.widgets import Footer
 from textual.widgets._footer import FooterKey
 
-from naist_dask_tui.keymap import shown_in_footer
+from naist_dask_tui.widgets.keys import shown_in_footer
 
 
 class ConsoleFooter(Footer):

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 from naist_dask_tui.core.snapshot import JobRow, JobState
 from naist_dask_tui.formatting import duration_step, fmt_duration, natural_key

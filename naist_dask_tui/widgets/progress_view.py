@@ -90,13 +90,13 @@ class ProgressView(Widget):
         cells = [done, erred, processing]
         widths = [int(width * c / total) for c in cells]
         # a non-zero count gets at least one cell, so errors are never invisible
-        widths = [max(w, 1) if c else 0 for w, c in zip(widths, cells)]
+        widths = [max(w, 1) if c else 0 for w, c in zip(widths, cells, strict=True)]
         while sum(widths) > width:
             i = widths.index(max(widths))
             widths[i] -= 1
         if done == total:
             widths[0] = width - widths[1] - widths[2]
-        for w, name in zip(widths, ("done", "erred", "processing")):
+        for w, name in zip(widths, ("done", "erred", "processing"), strict=True):
             if w:
                 bar.append("━" * w, self._style(name))
         rest = width - sum(widths)
@@ -138,7 +138,8 @@ class ProgressView(Widget):
         table.add_column(width=NAME_WIDTH, no_wrap=True)
         table.add_column(width=bar_width, no_wrap=True)
         table.add_column(width=counts_w, justify="right", no_wrap=True)
-        table.add_column(no_wrap=True, overflow="ellipsis", max_width=max(extra_w, width - NAME_WIDTH - bar_width - counts_w - 3))
+        extra_max = max(extra_w, width - NAME_WIDTH - bar_width - counts_w - 3)
+        table.add_column(no_wrap=True, overflow="ellipsis", max_width=extra_max)
         groups = list(snap.groups)
         limit = 2 if self.compact else MAX_GROUPS
         if len(groups) > limit:

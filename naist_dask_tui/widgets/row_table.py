@@ -9,8 +9,9 @@ the visible rows are the same.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Generic, Hashable, Iterable, Sequence, TypeVar
+from typing import Any, Generic, TypeVar
 
 from rich.segment import Segment
 from rich.style import Style
@@ -318,7 +319,7 @@ class RowTable(ScrollView, Generic[R], can_focus=True):
             return
         width = max(self.virtual_size.width, self.size.width)
         changed = 0
-        for y, (old, new) in enumerate(zip(before, after)):
+        for y, (old, new) in enumerate(zip(before, after, strict=True)):
             if old is new:
                 continue
             if old is None or new is None or old[0] != new[0] or old[2] != new[2] or old[1] != new[1]:

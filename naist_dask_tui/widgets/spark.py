@@ -5,7 +5,7 @@ Textual's ``Sparkline`` costs ~6-7 ms of CPU an update; this renders one short s
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from rich.segment import Segment
 from textual.reactive import reactive

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from naist_dask_tui.core.snapshot import WorkerRow
 from naist_dask_tui.formatting import bar, fmt_bytes, natural_key

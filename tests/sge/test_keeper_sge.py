@@ -16,7 +16,7 @@ import pytest
 
 from naist_dask_tui.core import registry, sge
 from naist_dask_tui.core.launch import start_keeper
-from naist_dask_tui.core.remote import RemoteController, connect, env_lines
+from naist_dask_tui.core.remote import RemoteController, connect
 from naist_dask_tui.core.snapshot import JobState
 
 from .conftest import wait_for

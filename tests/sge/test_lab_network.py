@@ -194,19 +194,19 @@ def test_quit_and_signals_leave_qstat_empty_with_jobs_on_both_nodes(tmp_path, ho
 
             try:
                 wait_for(lambda: sorted(j.host or "" for j in mine() if j.state is JobState.RUNNING)
-                         == ["node1", "node2"] and any("workers=2" in l for l in lines), 90,
+                         == ["node1", "node2"] and any("workers=2" in line for line in lines), 90,
                          what=f"jobs on both nodes, 2 workers: {lines[-3:]}")  # fmt: skip
             except BaseException:
                 proc.kill()
                 raise
-        assert any(l.startswith("started sge cluster at tls://10.77.0.1:") for l in lines), lines[:3]
+        assert any(line.startswith("started sge cluster at tls://10.77.0.1:") for line in lines), lines[:3]
         proc.send_signal(how)
         try:
             assert proc.wait(timeout=60) == 0, lines[-10:]
         finally:
             if proc.poll() is None:
                 proc.kill()
-        assert any("closed" in l for l in lines), lines[-5:]
+        assert any("closed" in line for line in lines), lines[-5:]
     t0 = time.time()
     wait_for(lambda: not mine(), 30, what="qstat empty of the console's jobs")
     # and nothing of theirs runs on the nodes any more

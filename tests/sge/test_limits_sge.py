@@ -102,9 +102,9 @@ def refused(tmp_path, *args: str) -> str:
     time.sleep(0.3)
     text = "\n".join(lines)
     assert rc == 2, text
-    assert not any(l.startswith("started ") for l in lines), f"a cluster was started:\n{text}"
+    assert not any(line.startswith("started ") for line in lines), f"a cluster was started:\n{text}"
     assert not mine(proc), "a job was submitted"
-    errors = [l for l in lines if l.startswith("naist-dask-tui: error:")]
+    errors = [line for line in lines if line.startswith("naist-dask-tui: error:")]
     assert len(errors) == 1 and "Traceback" not in text, text
     return errors[0]
 
@@ -216,7 +216,7 @@ def test_a_large_request_is_paced_and_a_signal_ends_it_within_30s(tmp_path, sign
         assert elapsed < 30, f"{elapsed:.1f} s"
         assert rc == 0, text[-2000:]
         assert "Traceback" not in text and "KeyboardInterrupt" not in text, text[-3000:]
-        assert any("closed" in l for l in lines), text[-2000:]
+        assert any("closed" in line for line in lines), text[-2000:]
         print(f"{signal.Signals(signum).name}: {submitted} submitted in ~{time.time() - t_first:.1f} s "
               f"window; ended in {elapsed:.1f} s")
     finally:

@@ -12,9 +12,8 @@ import time
 import pytest
 
 from naist_dask_tui.core import sge
-from naist_dask_tui.core.snapshot import JobState
-
 from naist_dask_tui.core.jobnames import console_job_name
+from naist_dask_tui.core.snapshot import JobState
 
 from .conftest import spawn, wait_for
 
@@ -56,14 +55,14 @@ def test_stop_signal_leaves_qstat_empty(tmp_path, signum, held):
             wait_for(lambda: len(mine(proc)) == 2 and all(j.state is JobState.HELD for j in mine(proc)),
                      60, what="2 held jobs")
         else:
-            wait_for(lambda: any("workers=2" in l for l in lines), 90, what=f"2 workers: {lines[-3:]}")
+            wait_for(lambda: any("workers=2" in line for line in lines), 90, what=f"2 workers: {lines[-3:]}")
         proc.send_signal(signum)
         t0 = time.time()
         rc = proc.wait(timeout=60)
         wait_for(lambda: not mine(proc), 30, what="qstat empty of the console's jobs")
         elapsed = time.time() - t0
         assert rc == 0, lines[-10:]
-        assert any("closed" in l for l in lines), lines[-10:]
+        assert any("closed" in line for line in lines), lines[-10:]
         assert elapsed < 30
     finally:
         if proc.poll() is None:
@@ -74,13 +73,13 @@ def test_stop_signal_leaves_qstat_empty(tmp_path, signum, held):
 def test_sigkill_leftovers_are_found_and_cleaned_up(tmp_path):
     proc, lines = headless_console(tmp_path, "--jobs", "1", "--job-extra-directive", "-pe smp 1")
     try:
-        wait_for(lambda: any("workers=1" in l for l in lines), 90, what="1 worker")
+        wait_for(lambda: any("workers=1" in line for line in lines), 90, what="1 worker")
         job_ids = [j.job_id for j in mine(proc)]
         assert len(job_ids) == 1
         proc.kill()
         proc.wait(timeout=10)
         time.sleep(1)
-        leftovers = [l for l in sge.find_leftovers() if l.job.job_id in job_ids]
+        leftovers = [item for item in sge.find_leftovers() if item.job.job_id in job_ids]
         assert leftovers and leftovers[0].dead and leftovers[0].pid == proc.pid
         out = subprocess.run(
             [sys.executable, "-m", "naist_dask_tui", "--cleanup"],

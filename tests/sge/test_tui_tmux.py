@@ -13,9 +13,7 @@ import time
 import pytest
 
 from naist_dask_tui.core import sge
-
 from naist_dask_tui.core.snapshot import JobState
-
 from tests.tmux_helper import EXE, Tmux, until
 
 from .conftest import keeper_jobs, wait_for

@@ -148,6 +148,6 @@ async def test_snippets_and_errors(session, tmp_path):
         await pilot.press("ctrl+s")
         exports = list((tmp_path).glob("**/session-*.md"))
         # the export goes to the XDG state dir (isolated by tests/conftest.py)
-        from naist_dask_tui.core.history_store import state_dir
+        from naist_dask_tui.core.paths import state_dir
 
         assert list((state_dir() / "exports").glob("session-*.md")) or exports

@@ -75,7 +75,7 @@ async def test_rebound_keys_work_and_show_in_help_and_hint(local_controller):
         pane.editor.load_text("6 * 7")
         await pilot.press("f9")
         for _ in range(100):
-            if "Out [1]" in "\n".join("".join(s.text for s in l) for l in pane.log_widget.lines):
+            if "Out [1]" in "\n".join("".join(s.text for s in strip) for strip in pane.log_widget.lines):
                 break
             await pilot.pause(0.1)
         else:

@@ -63,7 +63,7 @@ def test_compute_pane_at_80x24_shows_editor_progress_and_output(tmux):
     assert "overall (done)" in screen and "random_sample" in screen  # compact progress
     assert "x = da.random.random" in screen  # the editor
     assert "shape=(4000,)" in screen  # the result, in the output log
-    progress_lines = [l for l in screen.splitlines() if "━" in l and "/" in l]
+    progress_lines = [line for line in screen.splitlines() if "━" in line and "/" in line]
     assert len(progress_lines) <= 3, screen
     # one key gives the output the whole screen, and back
     tmux.keys("C-o")

@@ -12,7 +12,7 @@ from naist_dask_tui.screens.help import HelpScreen
 from naist_dask_tui.screens.log_tail import LogTailScreen
 from naist_dask_tui.screens.scale_dialog import AdaptDialog, parse_job_count
 from naist_dask_tui.widgets.spill_panel import heavy_spill_advice
-from tests.ui.fake_data import GiB, T0, FakeMonitor, make_snapshot, make_worker, showcase_snapshot, vary
+from tests.ui.fake_data import T0, FakeMonitor, GiB, make_snapshot, make_worker, showcase_snapshot, vary
 
 
 def fixed_app(**kw) -> ConsoleApp:

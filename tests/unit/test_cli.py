@@ -14,7 +14,6 @@ import pytest
 
 import naist_dask_tui
 from naist_dask_tui import cli
-from naist_dask_tui.core.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 

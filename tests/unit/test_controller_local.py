@@ -310,7 +310,7 @@ def _noisy_task(x):
     import warnings
 
     print("PRINTED-BY-TASK", x, flush=True)
-    warnings.warn("WARNED-BY-TASK")
+    warnings.warn("WARNED-BY-TASK", stacklevel=1)
     return x
 
 

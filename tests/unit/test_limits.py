@@ -14,7 +14,7 @@ CLUSTER QUEUE                   CQLOAD   USED    RES  AVAIL  TOTAL aoACDS  cdsuE
 --------------------------------------------------------------------------------
 grid_short.q                      0.20      0      0      8      8      0      0 
 grid_long.q                       0.50     10      0     14     32      0      8 
-"""
+"""  # noqa: W291  (qstat -g c pads its lines with spaces: its output verbatim)
 
 
 def settings(**over):
@@ -103,7 +103,7 @@ def test_local_default_is_the_cores_and_nothing_pends():
 def test_bad_max_jobs_is_one_line_naming_the_field(value):
     with pytest.raises(Exception) as err:
         load_settings({"max_jobs": value}, env={}, dask_config={})
-    assert str(err.value).startswith(f"max_jobs: ") and "(from --max-jobs)" in str(err.value)
+    assert str(err.value).startswith("max_jobs: ") and "(from --max-jobs)" in str(err.value)
 
 
 def test_local_view_keeps_the_workers_memory_within_the_machine():

@@ -108,7 +108,6 @@ def test_a_running_computation_holds_an_idle_cluster(keeper):
     c.close()
     time.sleep(3)
     assert not keeper.stopping, "a run going must hold the cluster"
-    t0 = time.time()
     wait_until(lambda: keeper.stopping, 15, what="the idle stop after the run")
     assert "idle" in keeper.stop_reason
 

@@ -23,26 +23,6 @@ from naist_dask_tui.core.settings import (
 )
 
 
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    """A fresh HOME and XDG dirs, no NAIST_DASK_TUI_/DASK_JOBQUEUE_ variables, an empty dask config."""
-    for var in list(os.environ):
-        if var.startswith(("NAIST_DASK_TUI_", "DASK_JOBQUEUE")):
-            monkeypatch.delenv(var)
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
-    dask_dir = tmp_path / "dask"
-    dask_dir.mkdir()
-    # dask-jobqueue's shipped defaults stay in dask's config (as on a real login node once it is
-    # imported); the user's files are replaced by our temporary directory.
-    import dask_jobqueue  # noqa: F401
-
-    dask.config.refresh(paths=[str(dask_dir)])
-    yield tmp_path
-    dask.config.refresh()
-
-
 def write_dask_yaml(home: Path, text: str) -> None:
     (home / "dask" / "jobqueue.yaml").write_text(text)
     dask.config.refresh(paths=[str(home / "dask")])
@@ -270,7 +250,10 @@ def test_profile_errors(home):
         '[profiles.a]\ninherits = "b"\n[profiles.b]\ninherits = "a"\n'
         '[profiles.c]\ninherits = "nowhere"\n',
     )
-    with pytest.raises(SettingsError, match=r"^profile: 'nope' is not a profile; known profiles: a, b, c, local, naist \(from --profile\)$"):
+    with pytest.raises(
+        SettingsError,
+        match=r"^profile: 'nope' is not a profile; known profiles: a, b, c, local, naist \(from --profile\)$",
+    ):
         load_settings({}, env={}, profile="nope")
     with pytest.raises(SettingsError, match="inherit in a circle: a -> b -> a"):
         load_settings({}, env={}, profile="a")
