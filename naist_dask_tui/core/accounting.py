@@ -68,6 +68,9 @@ FAILED = {
     100: "ended after the job script (a signal, qdel, or a limit)",
 }
 
+# SGE requests that cap a job's memory, strictest first (m_mem_free: Univa, and here)
+MEMORY_LIMITS = ("h_vmem", "s_vmem", "h_rss", "m_mem_free", "mem_free", "virtual_free")
+
 _UNITS = {"": 1, "B": 1, "K": 1024, "KB": 1024, "M": 1024**2, "MB": 1024**2, "G": 1024**3,
           "GB": 1024**3, "T": 1024**4, "TB": 1024**4}
 
@@ -87,7 +90,7 @@ class Accounting:
     maxvmem: float | None = None  # bytes
     cpu: float | None = None  # seconds
     h_rt: float | None = None  # seconds asked (from the record's category)
-    h_vmem: float | None = None  # bytes asked (from the record's category)
+    h_vmem: float | None = None  # memory asked, bytes (h_vmem, or another limit: MEMORY_LIMITS)
     category: str = ""
 
     @property
@@ -156,7 +159,7 @@ def parse_qacct(text: str) -> list[Accounting]:
         exit_m = re.match(r"(-?\d+)", fields.get("exit_status", ""))
         category = fields.get("category", "")
         h_rt = _category_value(category, "h_rt")
-        h_vmem = _category_value(category, "h_vmem")
+        h_vmem = next((v for v in map(lambda n: _category_value(category, n), MEMORY_LIMITS) if v), None)
         records.append(Accounting(
             job_id=fields["jobnumber"],
             exit_status=int(exit_m.group(1)) if exit_m else None,
@@ -287,3 +290,14 @@ class AccountingReader:
             self._done(job_id, record, note)
         except Exception:
             logger.exception("accounting callback failed")
+
+
+def memory_limit(resource_spec: str | None) -> float | None:
+    """The memory limit a job asks SGE for in its ``-l`` resources (bytes), if any."""
+    if not resource_spec:
+        return None
+    for name in MEMORY_LIMITS:
+        value = _category_value(f"-l {resource_spec}", name)
+        if value:
+            return parse_size(value)
+    return None

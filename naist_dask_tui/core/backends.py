@@ -98,7 +98,8 @@ class Backend:
         return None
 
     def memory(self) -> float | None:
-        return float(self.c.settings.memory_bytes or 0) or None
+        """The memory limit the jobs ask SGE for (for the verdicts); None: none asked."""
+        return None
 
     def avoid_directive(self, hosts: set[str]) -> str | None:
         return None
@@ -185,6 +186,13 @@ class SgeBackend(Backend):
 
     def walltime(self) -> float | None:
         return self.c.settings.walltime_seconds
+
+    def memory(self) -> float | None:
+        from naist_dask_tui.core.accounting import memory_limit
+
+        s = self.c.settings
+        asked = [s.resource_spec or "", *(d[3:].strip() for d in s.job_extra_directives if d.startswith("-l "))]
+        return memory_limit(",".join(a for a in asked if a))
 
     def avoid_directive(self, hosts: set[str]) -> str | None:
         if not hosts:
@@ -298,9 +306,6 @@ class AttachBackend(Backend):
 
     def start(self) -> None:
         self.c.client = Client(self.c.settings.attach, timeout=ATTACH_TIMEOUT)
-
-    def memory(self) -> float | None:
-        return None
 
     def reconnect(self) -> bool:
         """Once the client gave up on a scheduler that went away (it retries by itself for

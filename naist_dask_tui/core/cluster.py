@@ -76,12 +76,16 @@ class ClusterController:
         self.scaler = Scaler(self)
         self._may_force: bool | None = None
         self._accounting: AccountingReader | None = None
+        self._diagnostics = None
 
     # ------------------------------------------------------------------ life cycle
     def start(self) -> None:
         self._backend.start()
         if self.cluster is not None:
             self.cluster.sync(shield_from_terminal_interrupt)
+        from naist_dask_tui.core.diagnostics import install
+
+        install(self.client)  # failed tasks and worker events, recorded from the start
         s = self.settings
         if self._backend.scalable:
             if s.adapt_min is not None or s.adapt_max is not None:
@@ -139,6 +143,15 @@ class ClusterController:
     @property
     def processes(self) -> int:
         return self._backend.processes
+
+    @property
+    def diagnostics(self):
+        """Failed tasks, slow tasks and their call stacks, worker events (see :mod:`diagnostics`)."""
+        from naist_dask_tui.core.diagnostics import Diagnostics
+
+        if self._diagnostics is None or self._diagnostics.client is not self.client:
+            self._diagnostics = Diagnostics(self.client, self.job_of)
+        return self._diagnostics
 
     def job_of(self, worker_name: str) -> str | None:
         """SGE job id of a worker, from its name (``<spec>`` or ``<spec>-<i>``)."""
@@ -234,6 +247,8 @@ class ClusterController:
         name = self._resolve_job(name_or_job_id)
         with self.lock:
             rec = self.ledger.ensure(name)
+            if not (rec.uncounted or rec.lost_since is not None) and self.adaptive is None:
+                self.target = max(0, self.target - 1)  # it counted: no replacement for it
             rec.deleted = why
             rec.show_deleting = True
             rec.uncounted = False
@@ -283,6 +298,7 @@ class ClusterController:
             has_queue=b.has_queue, grace=_lost_worker_timeout(), adaptive=self.adaptive is not None,
             closed=self.closed, lifetime=b.lifetime(), walltime=b.walltime(), memory=b.memory(),
             log_dir=self.settings.log_dir, log_path=b.log_path,
+            scheduler=self.cluster.scheduler_address if self.cluster is not None else None,
         )
 
     def reconcile(

@@ -234,6 +234,8 @@ def job_detail(rec: JobRecord, has_queue: bool) -> dict:
         "log_path": rec.log_path,
         "log_tail": None,
         "postmortem": pm.to_wire() if pm is not None else None,
-        "can_delete": not rec.ended and rec.deleted is None and rec.job_id is not None,
+        # (a job whose workers hold data is retired with r instead: its data moves first)
+        "can_delete": (not rec.ended and rec.deleted is None and rec.job_id is not None
+                       and (in_error or bool(rec.lost_reason) or not rec.workers)),
         "can_clear": has_queue and in_error,
     }

@@ -99,8 +99,9 @@ def start_failure(log_text: str) -> str:
     return "its output ends with: " + " | ".join(lines[-3:])[-300:]
 
 
-def startup_diagnosis(log_text: str | None, waited: float) -> str:
-    """Why the workers of a job SGE runs have not connected after ``waited`` seconds."""
+def startup_diagnosis(log_text: str | None, waited: float, scheduler: str | None = None) -> str:
+    """Why the workers of a job SGE runs have not connected after ``waited`` seconds
+    (``scheduler``: the address they connect to)."""
     head = f"no worker after {waited:.0f} s"
     if log_text is None:
         return f"{head}: no output file yet (is the log directory shared with the nodes?)"
@@ -108,6 +109,18 @@ def startup_diagnosis(log_text: str | None, waited: float) -> str:
     if cause:
         return f"{head}: {cause}"
     lines = [line.strip() for line in log_text.splitlines() if line.strip()]
-    if not lines:
-        return f"{head}: its output file is empty (the job script has not got far)"
-    return f"{head}; its output ends with: " + lines[-1][-200:]
+    said = f"its output ends with: {lines[-1][-160:]}" if lines else "its output says nothing yet"
+    if scheduler:
+        # a nanny says nothing until it reaches the scheduler (or gives up, after distributed's
+        # connect timeout): silence is most often a scheduler the node cannot reach
+        return (f"{head}; {said}; is the scheduler {scheduler} unreachable from the node? (a "
+                "firewall, or a scheduler interface the nodes cannot reach: --scheduler-interface)")
+    return f"{head}; {said}"
+
+
+def telling_line(lines: list[str] | tuple[str, ...]) -> str | None:
+    """The last line of a worker's output that one of the known causes matched."""
+    for line in reversed(lines):
+        if _MISSING.search(line) or any(p.search(line) for p, _ in _CAUSES):
+            return line.strip()[:200]
+    return None

@@ -70,6 +70,22 @@ def read_tail_lines(path: str | None, lines: int = TAIL_LINES, nbytes: int = TAI
     return tuple(out[-lines:])
 
 
+def read_piece(path: str | None, offset: int | None, limit: int) -> dict:
+    """A piece of a job's output file: from ``offset`` (None: the last ``limit`` bytes)."""
+    if not path:
+        return {"path": None, "size": 0, "offset": 0, "data": ""}
+    try:
+        size = os.path.getsize(path)
+    except FileNotFoundError:
+        return {"path": path, "size": -1, "offset": 0, "data": ""}
+    limit = max(1, min(int(limit), 1 << 20))
+    start = max(0, size - limit) if offset is None or offset > size else int(offset)
+    with open(path, "rb") as f:
+        f.seek(start)
+        data = f.read(min(limit, size - start))
+    return {"path": path, "size": size, "offset": start + len(data), "data": data.decode("utf-8", "replace")}
+
+
 def hms(seconds: float) -> str:
     seconds = int(round(seconds))
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
@@ -114,14 +130,15 @@ def verdict(
     it ever connected; ``log_tail``: its output's last lines (None: no output file);
     ``acct``: its accounting record (None: not read, none, or a local worker) and ``note``
     why not; ``lifetime_reached``: it ran until its workers' ``--lifetime``; ``walltime`` and
-    ``memory``: what its jobs ask for (seconds, bytes), for records that do not say."""
+    ``memory``: the limits its jobs ask SGE for (h_rt seconds; h_vmem, m_mem_free... bytes),
+    for records that do not say."""
     if deleted:
         return f"{'deleted' if has_queue else 'stopped'} by the console ({deleted})"
     lines = tuple(log_tail or ())
     if not connected and log_tail is not None:
         text = "\n".join(lines)
         cause = nodecheck.likely_cause(text)
-        said = why_line(lines)
+        said = nodecheck.telling_line(lines) or why_line(lines)
         if cause and said not in cause:
             return f"ended before its worker started: {cause} (its output: {said})"
         return f"ended before its worker started: {cause or nodecheck.start_failure(text)}"
@@ -131,7 +148,9 @@ def verdict(
         limit = acct.h_vmem or memory
         if _killed(acct) and h_rt and acct.wallclock is not None and acct.wallclock >= h_rt - 1:
             return f"killed at the walltime (ran {hms(acct.wallclock)} of h_rt {hms(h_rt)})"
-        if _killed(acct) and limit and acct.maxvmem and acct.maxvmem >= 0.9 * limit:
+        # SGE's own kill (failed 37) samples the usage: it may stop a little short of the limit
+        reached = 0.9 * limit if acct.failed == 37 else limit if limit else 0
+        if _killed(acct) and limit and acct.maxvmem and acct.maxvmem >= reached:
             return f"killed by memory (maxvmem {size(acct.maxvmem)} of {size(limit)})"
         if acct.failed == 37:
             used = f"maxvmem {size(acct.maxvmem)}, " if acct.maxvmem else ""

@@ -58,6 +58,7 @@ class Policy:
     walltime: float | None = None  # what the jobs ask for (seconds)
     memory: float | None = None  # what the jobs ask for (bytes)
     log_dir: str = ""
+    scheduler: str | None = None  # the address the workers connect to
     log_path: Callable[[str, str | None], str | None] = lambda name, job_id: None
     read_tail: Callable[[str | None], tuple[str, ...] | None] = postmortem.read_tail_lines
 
@@ -165,7 +166,7 @@ def _check_startup(rec: JobRecord, sj: SgeJob, now: float, policy: Policy, fx: E
     rec.startup_checked = now
     tail = policy.read_tail(rec.log_path)
     text = nodecheck.startup_diagnosis(None if tail is None else "\n".join(tail[-60:]),
-                                      (now - rec.started_at) // 60 * 60)
+                                      (now - rec.started_at) // 60 * 60, policy.scheduler)
     if not rec.startup:
         fx.notices.append(f"job {rec.job_id} ({rec.name}) {text}")
     rec.startup = text
@@ -216,7 +217,9 @@ def _gone(ledger: Ledger, gone: list[JobRecord], now: float, policy: Policy, fx:
             # replacement would most likely fail the same way, so none is submitted
             failed += 1
             ledger.failed_starts += 1
-            why = f"ended before its worker started: {nodecheck.start_failure(chr(10).join(tail))}; not submitted again"
+            text = "\n".join(tail)
+            cause = nodecheck.likely_cause(text) or nodecheck.start_failure(text)
+            why = f"ended before its worker started: {cause}; not submitted again"
         else:
             if rec.connected:
                 ledger.failed_starts = 0

@@ -222,8 +222,13 @@ def qrls(job_ids: Iterable[str]) -> None:
 def qmod_clear(job_ids: Iterable[str]) -> list[str]:
     """``qmod -cj``: clear the error state of jobs (Eqw), so that SGE tries them again.
     Returns SGE's messages."""
-    out = run(["qmod", "-cj", *[str(j) for j in job_ids]])
-    return [line.strip() for line in out.splitlines() if line.strip()]
+    ids = [str(j) for j in job_ids]
+    # qmod exits 1 even when it did clear the error: its words say what happened
+    out = run(["qmod", "-cj", *ids], check=False)
+    words = [line.strip() for line in out.splitlines() if line.strip()]
+    if not any("cleared" in w for w in words):
+        raise SgeError(["qmod", "-cj", *ids], " ".join(words) or "no answer")
+    return words
 
 
 @dataclass(frozen=True, slots=True)

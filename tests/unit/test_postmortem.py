@@ -100,6 +100,18 @@ def test_start_up_causes_read_from_a_workers_output(text, cause):
     assert nodecheck.startup_diagnosis(text, 60).startswith("no worker after 60 s: ")
 
 
+def test_a_worker_that_cannot_reach_the_scheduler_captured_on_a_lab_node():
+    lines = (DATA / "worker_scheduler_unreachable.txt").read_text().splitlines()
+    said = verdict(deleted=None, connected=False, has_queue=True, log_tail=tuple(lines), acct=None)
+    assert said.startswith("ended before its worker started: the scheduler tls://127.0.0.1:45755 "
+                           "cannot be reached from the node"), said
+    assert said.endswith("(its output: OSError: Timed out trying to connect to tls://127.0.0.1:45755 after 30 s)")
+    # still trying (a nanny says nothing until it gives up): the silence is read as such
+    quiet = nodecheck.startup_diagnosis("", 60, "tls://10.77.0.1:8786")
+    assert quiet.startswith("no worker after 60 s; its output says nothing yet; is the scheduler "
+                            "tls://10.77.0.1:8786 unreachable from the node?"), quiet
+
+
 def test_start_up_diagnosis_without_a_recognisable_cause():
     assert nodecheck.likely_cause("all fine so far") is None
     assert nodecheck.startup_diagnosis(None, 120) == (
