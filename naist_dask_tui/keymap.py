@@ -41,11 +41,16 @@ def sections() -> list[tuple[str, list[Binding]]]:
     """Every documented binding, by where it works (for help and for validating [keys])."""
     from naist_dask_tui.app import ConsoleApp
     from naist_dask_tui.screens.confirm import ConfirmScreen
+    from naist_dask_tui.screens.failures import FailuresScreen
     from naist_dask_tui.screens.help import HelpScreen
+    from naist_dask_tui.screens.job_detail import JobDetailScreen
     from naist_dask_tui.screens.log_tail import LogTailScreen
     from naist_dask_tui.screens.main import MainScreen
     from naist_dask_tui.screens.scale_dialog import AdaptDialog, ScaleDialog
+    from naist_dask_tui.screens.slow_tasks import SlowTasksScreen
+    from naist_dask_tui.screens.worker_events import WorkerEventsScreen
     from naist_dask_tui.widgets.command_pane import ComputePane
+    from naist_dask_tui.widgets.jobs_table import JobsTable
     from naist_dask_tui.widgets.row_table import RowTable
 
     def only(bindings: Iterable[Any]) -> list[Binding]:
@@ -54,6 +59,10 @@ def sections() -> list[tuple[str, list[Binding]]]:
     return [
         ("Cluster (from any panel; outside the editor for printable keys)", only(MainScreen.BINDINGS)),
         ("Tables (workers, spill, jobs)", only(RowTable.BINDINGS)),
+        ("Jobs panel (4)", only(JobsTable.BINDINGS)),
+        ("Why: failures (f), slow tasks (t), worker events (e), a job's detail (enter)",
+         only(FailuresScreen.BINDINGS) + only(SlowTasksScreen.BINDINGS) + only(WorkerEventsScreen.BINDINGS)
+         + only(JobDetailScreen.BINDINGS)),
         ("Compute panel (5)", only(ComputePane.BINDINGS)),
         ("Anywhere", only(ConsoleApp.BINDINGS)),
         ("Dialogs", only(ConfirmScreen.BINDINGS) + only(ScaleDialog.BINDINGS)

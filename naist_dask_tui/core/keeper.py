@@ -43,6 +43,7 @@ from naist_dask_tui.core import registry
 from naist_dask_tui.core.control import CONTROL_HANDLER, Capabilities
 from naist_dask_tui.core.errors import ControllerError
 from naist_dask_tui.core.jobnames import short_hostname
+from naist_dask_tui.core.postmortem import read_piece
 from naist_dask_tui.core.scheduler_plugin import KEEPER_EXTENSION
 from naist_dask_tui.core.snapshot import ConsoleSnapshot, job_row_to_wire
 from naist_dask_tui.core.stateboard import StateBoard
@@ -78,6 +79,7 @@ class Keeper:
         self._executor = ThreadPoolExecutor(2, thread_name_prefix="ndtui-control")
         self.runner = None  # the compute pane's runs (runner.py), started once the cluster runs
         self._compute: dict[str, Any] = {}
+        self._runner_polled: float | None = None
         self._thread: threading.Thread | None = None
         self._scheduler = None
         self._actions: dict[str, Callable[..., Any]] = {
@@ -92,6 +94,10 @@ class Keeper:
             "compute_run": self._act_compute_run,
             "compute_cancel": self._act_compute_cancel,
             "compute_status": self._act_compute_status,
+            # a job's post-mortem and what may be done with an error job (issue 10)
+            "postmortem": lambda job: self.controller.postmortem(str(job)),
+            "delete_job": self._act_delete_job,
+            "clear_error": lambda job: self.controller.clear_job_error(str(job)),
         }
 
     # ------------------------------------------------------------------ life cycle
@@ -240,11 +246,19 @@ class Keeper:
             logger.warning("compute runner status failed: %s", exc)
             return
         running = status.get("running")
+        last = status.get("last", 0)
+        started = self._compute.get("run_started")
+        if running:
+            started = running.get("started_at", started)
+        elif last != self._compute.get("last", last):  # a run began and ended between two polls
+            started = self._runner_polled
+        self._runner_polled = time.time()
         self._compute = {
             "running": running["number"] if running else None,
-            "last": status.get("last", 0),
+            "last": last,
             "count": status.get("count", 0),
             "pid": runner.pid,
+            "run_started": started,  # the current (or last) run's start: its failures are since then
         }
 
     def runs_active(self) -> int:
@@ -291,6 +305,7 @@ class Keeper:
             "requested": c.requested_jobs,
             "adaptive": list(c.adaptive) if c.adaptive else None,
             "jobs": [job_row_to_wire(r) for r in snap.jobs] if snap is not None else [],
+            "ended": [job_row_to_wire(r) for r in snap.ended] if snap is not None else [],
             "notices": [list(n) for n in c.notices.entries()],
             "error": snap.error if snap is not None else None,
             "screens": self.screen_count(),
@@ -357,28 +372,16 @@ class Keeper:
     def _act_log(self, job: str, offset: int | None = None, limit: int = LOG_CHUNK) -> dict[str, Any]:
         """A piece of a job's output file: from ``offset`` (None: the last ``limit`` bytes)."""
         snap = self.last_snapshot
-        row = next(
-            (r for r in (snap.jobs if snap is not None else ()) if job in (r.job_id, r.name)), None
-        )
+        rows = (*snap.jobs, *snap.ended) if snap is not None else ()
+        row = next((r for r in rows if job in (r.job_id, r.name)), None)
         if row is None:
             raise ControllerError(f"no job {job!r} in this cluster")
-        if not row.log_path:
-            return {"path": None, "size": 0, "offset": 0, "data": ""}
-        try:
-            size = os.path.getsize(row.log_path)
-        except FileNotFoundError:
-            return {"path": row.log_path, "size": -1, "offset": 0, "data": ""}
-        limit = max(1, min(int(limit), 1 << 20))
-        start = max(0, size - limit) if offset is None or offset > size else int(offset)
-        with open(row.log_path, "rb") as f:
-            f.seek(start)
-            data = f.read(min(limit, size - start))
-        return {
-            "path": row.log_path,
-            "size": size,
-            "offset": start + len(data),
-            "data": data.decode("utf-8", "replace"),
-        }
+        return read_piece(row.log_path, offset, limit)
+
+    def _act_delete_job(self, job: str) -> None:
+        logger.info("delete job %s (asked by a client)", job)
+        self.controller.delete_job(str(job))
+        self._after_change()
 
     def _act_detach(self, token: str | None = None) -> None:
         if token:

@@ -1,4 +1,4 @@
-"""One refresh of the console: scheduler probe + SGE queue -> a frozen ConsoleSnapshot.
+"""One refresh of the console: scheduler probe + SGE queue + the jobs' reconcile -> a frozen ConsoleSnapshot.
 
 ``Monitor.poll()`` blocks (call it from a thread) and never raises: a lost scheduler comes
 back as ``connected=False`` with the reason in words, and the next poll tries again.
@@ -78,10 +78,11 @@ class Monitor:
                     pass
         jobs, sge_time = self._read_queue(now)
         try:
-            rows = c.jobs_view(jobs, cluster, now=now, sge_time=sge_time)
+            rows = c.reconcile(jobs, cluster, now=now, sge_time=sge_time)
+            ended = c.ended_jobs()
         except Exception as exc:  # never let a refresh die on bookkeeping
-            logger.warning("jobs view failed: %s", exc)
-            rows = ()
+            logger.warning("reconciling the jobs failed: %s", exc)
+            rows, ended = (), ()
         notices = list(c.notices)
         if self.sge_error:
             notices.append(self.sge_error)
@@ -99,4 +100,5 @@ class Monitor:
             error=error or self.sge_error,
             notices=tuple(notices),
             limits=c.limits,
+            ended=ended,
         )

@@ -46,6 +46,8 @@ class RemoteController:
         self.attached_at = time.time()
         self._state: dict[str, Any] = {}
         self._rows: tuple[JobRow, ...] = ()
+        self._ended: tuple[JobRow, ...] = ()
+        self._diagnostics = None
         self._job_ids: dict[str, str] = {}
         self._requested: int | None = None
         self.gone = False  # its keeper exited: nothing left to stop or detach from
@@ -95,12 +97,32 @@ class RemoteController:
         self.capabilities = Capabilities.from_wire(state.get("capabilities"))
         rows = tuple(job_row_from_wire(r) for r in state.get("jobs") or ())
         self._rows = rows
-        self._job_ids = {r.name: r.job_id for r in rows if r.job_id}
+        self._ended = tuple(job_row_from_wire(r) for r in state.get("ended") or ())
+        self._job_ids = {r.name: r.job_id for r in (*self._ended, *rows) if r.job_id}
         self._requested = None
 
     @property
     def jobs(self) -> tuple[JobRow, ...]:
         return self._rows
+
+    @property
+    def ended(self) -> tuple[JobRow, ...]:
+        """Jobs that left the queue, newest first, with their verdicts."""
+        return self._ended
+
+    @property
+    def run_started(self) -> float | None:
+        """When the compute pane's current (or last) run began (its failures are since then)."""
+        return (self._state.get("compute") or {}).get("run_started")
+
+    @property
+    def diagnostics(self):
+        """Failed tasks, slow tasks, worker events: straight from the scheduler's plugin."""
+        from naist_dask_tui.core.diagnostics import Diagnostics
+
+        if self._diagnostics is None or self._diagnostics.client is not self.client:
+            self._diagnostics = Diagnostics(self.client, self.job_of)
+        return self._diagnostics
 
     @property
     def requested_jobs(self) -> int:
@@ -173,6 +195,16 @@ class RemoteController:
 
     def retire_job(self, name_or_job_id: str) -> None:
         self._control("retire", job=str(name_or_job_id))
+
+    def postmortem(self, job: str) -> dict[str, Any]:
+        """Everything the keeper knows of one job (see ``ClusterController.postmortem``)."""
+        return self._control("postmortem", job=str(job))
+
+    def delete_job(self, job: str) -> None:
+        self._control("delete_job", job=str(job))
+
+    def clear_job_error(self, job: str) -> str:
+        return self._control("clear_error", job=str(job)) or ""
 
     def read_log(self, job: str, offset: int | None = None, limit: int = 64 * 1024) -> dict[str, Any]:
         return self._control("log", job=str(job), offset=offset, limit=limit)
@@ -330,6 +362,7 @@ class RemoteMonitor:
             connected=connected,
             cluster=cluster,
             jobs=() if c.gone else c.jobs,
+            ended=() if c.gone else c.ended,
             requested_jobs=0 if c.gone else c.requested_jobs,
             adaptive=c.adaptive,
             dashboard_link=s.get("dashboard_link"),

@@ -114,6 +114,12 @@ def parse_qstat_xml(xml_text: str) -> list[SgeJob]:
     return jobs
 
 
+# What qstat -j says where the scheduler runs with ``schedd_job_info false``, and our words.
+_TURNED_OFF = "Collecting of scheduler job information is turned off"
+NO_REASONS = ("SGE gives no reasons here (the site's scheduler has schedd_job_info false; "
+              "`qalter -w v JOB` checks a job)")
+
+
 def parse_qstat_j(text: str) -> dict[str, str]:
     """Map job id -> why it waits (scheduling info) or why it erred (error reason)."""
     reasons: dict[str, str] = {}
@@ -127,12 +133,15 @@ def parse_qstat_j(text: str) -> dict[str, str]:
         for line in lines:
             if line.startswith(("scheduling info:", "error reason")):
                 capturing = True
-                parts.append(line.split(":", 1)[1].strip())
+                head, _, rest = line.partition(":")
+                if head.startswith("error reason"):  # "error reason    1:      <date> [..]: why"
+                    rest = re.sub(r"^\s*\d\d/\d\d/\d{4} [\d:]+ \[[\d:]+\]:\s*", "", rest)
+                parts.append(rest.strip())
             elif capturing and line[:1].isspace() and line.strip():
                 parts.append(line.strip())
             else:
                 capturing = False
-        reason = "; ".join(p for p in parts if p)
+        reason = "; ".join(NO_REASONS if _TURNED_OFF in p else p for p in parts if p)
         if reason:
             reasons[m.group(1)] = reason
     return reasons
@@ -208,6 +217,18 @@ def qhold(job_ids: Iterable[str]) -> None:
 
 def qrls(job_ids: Iterable[str]) -> None:
     run(["qrls", *[str(j) for j in job_ids]])
+
+
+def qmod_clear(job_ids: Iterable[str]) -> list[str]:
+    """``qmod -cj``: clear the error state of jobs (Eqw), so that SGE tries them again.
+    Returns SGE's messages."""
+    ids = [str(j) for j in job_ids]
+    # qmod exits 1 even when it did clear the error: its words say what happened
+    out = run(["qmod", "-cj", *ids], check=False)
+    words = [line.strip() for line in out.splitlines() if line.strip()]
+    if not any("cleared" in w for w in words):
+        raise SgeError(["qmod", "-cj", *ids], " ".join(words) or "no answer")
+    return words
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ class JobState(str, Enum):
     DELETING = "deleting"  # d...: qdel in progress
     RETIRING = "retiring"  # the console is moving its workers' data away before qdel
     GONE = "gone"  # no longer in qstat although the console did not delete it
+    ENDED = "ended"  # deleted by the console (scale-down, retired...) and out of the queue
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +205,10 @@ class ConsoleSnapshot:
     idle_since: float | None = None  # nothing kept it busy since then (None: busy)
     fatal: bool = False  # the cluster could not start: ``error`` says why; the screen ends
     limits: object | None = None  # core.limits.Limits in force (max_jobs, what runs at once)
+    # Jobs that left the queue, newest first, each with its verdict in ``reason`` (GONE: the
+    # console did not delete it; ENDED: it did). A job may be in ``jobs`` too (as GONE) for
+    # a while after it vanished.
+    ended: tuple[JobRow, ...] = ()
 
     @property
     def jobs_running(self) -> int:

@@ -8,6 +8,7 @@ intent message the app carries out). It offers only what the cluster's controlle
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 
 from textual.app import ComposeResult, SystemCommand
@@ -24,7 +25,7 @@ from naist_dask_tui.history import MemoryHistory
 from naist_dask_tui.messages import LeaveRequested, RetireRequested
 from naist_dask_tui.screens.scaling import ScalingActions
 from naist_dask_tui.widgets.footer import ConsoleFooter
-from naist_dask_tui.widgets.jobs_table import JobsTable, job_views
+from naist_dask_tui.widgets.jobs_table import JobsTable
 from naist_dask_tui.widgets.memory_panel import MemoryPanel
 from naist_dask_tui.widgets.spill_panel import SpillPanel
 from naist_dask_tui.widgets.status_bar import StatusBar
@@ -92,6 +93,13 @@ class MainScreen(ScalingActions, Screen[None]):
         Binding("4", "show_panel('jobs')", "Jobs panel", show=False, id="main.panel_jobs"),
         Binding("5", "show_panel('compute')", "Compute panel", show=False, id="main.panel_compute"),
         Binding("escape", "clear_filter", "Clear filter", show=False, id="main.clear_filter"),
+        # Why did it fail (issue 10): views of their own, opened from any panel
+        Binding("f", "inquire('failures')", "Failures", show=False,
+                tooltip="Failed tasks, grouped by exception, with tracebacks", id="main.failures"),
+        Binding("t", "inquire('slow_tasks')", "Slow tasks", show=False,
+                tooltip="Slow and stuck tasks, and their call stacks", id="main.slow_tasks"),
+        Binding("e", "inquire('worker_events')", "Worker events", show=False,
+                tooltip="Workers joining, leaving, restarting, and why", id="main.worker_events"),
     ]
 
     snapshot: reactive[ConsoleSnapshot | None] = reactive(None, always_update=True)
@@ -125,6 +133,7 @@ class MainScreen(ScalingActions, Screen[None]):
         self.wide = False
         self._job_views: dict = {}
         self.ready = False  # set once mounted: snapshots that arrive earlier are shown then
+        self.run_started_at: float | None = None  # the compute pane's current (or last) run
 
     def compose(self) -> ComposeResult:
         yield StatusBar(user=self._user, login_host=self._login_host, name=self.cluster_name, id="status")
@@ -253,7 +262,10 @@ class MainScreen(ScalingActions, Screen[None]):
         self._update_subtitle()
         self.memory_panel.show(cluster, history, totals)
         self.spill_panel.show(snapshot, history, totals)
-        self.jobs_table.set_rows(job_views(snapshot.jobs, snapshot.time, names, self._job_views))
+        subtitle = self.jobs_table.show_jobs(snapshot.jobs, snapshot.ended, snapshot.time, names, self._job_views)
+        panel = self.query_one("#jobs-panel")
+        if panel.border_subtitle != subtitle:
+            panel.border_subtitle = subtitle
 
     def watch_requested(self, requested: int | None) -> None:
         if self.ready:
@@ -342,6 +354,12 @@ class MainScreen(ScalingActions, Screen[None]):
             ("detach", "Detach (d)", "Leave the cluster running without this screen", self.action_detach),
             ("console_log", "Show the keeper's log (L)", "What the cluster's keeper did and why",
              self.action_console_log),
+            ("inquire", "Failed tasks (f)", "Grouped by exception, with tracebacks and the jobs that died",
+             lambda: self.action_inquire("failures")),
+            ("inquire", "Slow and stuck tasks (t)", "Tasks running far longer than usual; their call stacks",
+             lambda: self.action_inquire("slow_tasks")),
+            ("inquire", "Worker events (e)", "Workers joining, leaving, restarting, and why",
+             lambda: self.action_inquire("worker_events")),
             ("request_quit", "Quit (q)", "Stop the cluster, or detach from it", self.action_request_quit),
             ("help", "Keys and help (?)", "Every key binding", self.action_help),
         ]
@@ -443,6 +461,20 @@ class MainScreen(ScalingActions, Screen[None]):
             return
         title, path = self.log_files[min(index, len(self.log_files) - 1)]
         self.app.push_screen(LogTailScreen(title, path))
+
+    def action_inquire(self, view: str) -> None:
+        """Open one of the views that say why (failures, slow tasks, worker events)."""
+        from naist_dask_tui.screens.inquiries import open_view
+
+        open_view(self, view)
+
+    def on_compute_pane_run_started(self, message) -> None:
+        self.run_started_at = time.time()  # the Failures view's "current run" (it bubbles on)
+
+    def on_jobs_table_detail_requested(self, message: JobsTable.DetailRequested) -> None:
+        from naist_dask_tui.screens.inquiries import open_job
+
+        open_job(self, message.job)
 
     def show_job_log(self, job: JobRow) -> None:
         from naist_dask_tui.screens.log_tail import LogTailScreen

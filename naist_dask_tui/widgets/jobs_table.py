@@ -1,9 +1,13 @@
-"""The SGE jobs table: the console's jobs, their state, why they wait, and their workers."""
+"""The SGE jobs table: the console's jobs, their state, why they wait, and their workers; the
+jobs that ended stay listed with their verdict (``h`` hides them), Enter opens a job's detail."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+
+from textual.binding import Binding
+from textual.message import Message
 
 from naist_dask_tui.core.snapshot import JobRow, JobState
 from naist_dask_tui.formatting import duration_step, fmt_duration, natural_key
@@ -74,13 +78,37 @@ JOB_COLUMNS: list[Column[JobView]] = [
     Column("workers", "Wkrs", 5, _workers_count, lambda v: len(v.job.workers), align="right", priority=1),
     Column("worker_names", "Workers", 12, lambda v: v.worker_names or "-", lambda v: v.worker_names,
            priority=5, flex=True, max_width=24),
-    Column("reason", "Why pending / error", 20, lambda v: v.job.reason or "", lambda v: v.job.reason,
-           priority=2, flex=True, max_width=120),
+    # why it waits, fails or ended: kept at 80 columns (before the queue and the slots)
+    Column("reason", "Why pending / error", 19, lambda v: v.job.reason or "", lambda v: v.job.reason,
+           priority=1, flex=True, max_width=120),
 ]
+
+
+def with_ended(jobs: Iterable[JobRow], ended: Iterable[JobRow], show: bool = True) -> list[JobRow]:
+    """The live jobs, then the ended ones not listed among them (unless hidden)."""
+    rows = list(jobs)
+    if show:
+        listed = {r.name for r in rows}
+        rows += [r for r in ended if r.name not in listed]
+    return rows
 
 
 class JobsTable(RowTable[JobView]):
     COMPONENT_CLASSES = RowTable.COMPONENT_CLASSES | {f"jobs--{s.value}" for s in JobState}
+    BINDINGS = [
+        Binding("enter", "details", "Job details", show=False,
+                tooltip="Job details: why it waits, fails or ended, its output", id="jobs.details"),
+        Binding("h", "toggle_ended", "Hide/show ended jobs", show=False,
+                tooltip="Hide (or show again) the jobs that ended", id="jobs.hide_ended"),
+    ]
+
+    class DetailRequested(Message):
+        """Enter on a job: its detail view (the screen opens it)."""
+
+        def __init__(self, job: JobRow) -> None:
+            super().__init__()
+            self.job = job
+
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(
@@ -92,8 +120,34 @@ class JobsTable(RowTable[JobView]):
             id=id,
             classes=classes,
         )
+        self.show_ended = True
+        self._last: tuple | None = None  # what show_jobs was given last (h shows it again)
 
     @property
     def cursor_job(self) -> JobRow | None:
         view = self.cursor_row
         return None if view is None else view.job
+
+    def show_jobs(self, jobs, ended, now: float, names: dict[str, str], cache: dict) -> str:
+        """Show the live and (unless hidden) ended jobs; returns the panel's subtitle."""
+        self._last = (jobs, ended, now, names, cache)
+        self.set_rows(job_views(with_ended(jobs, ended, self.show_ended), now, names, cache))
+        if not ended:
+            return ""
+        live = {j.name for j in jobs}
+        n = sum(1 for r in ended if r.name not in live)
+        shown = "h hides them" if self.show_ended else "hidden: h shows them"
+        return f"{n} ended ({shown}) · enter: details" if n else "enter: details"
+
+    def action_toggle_ended(self) -> None:
+        self.show_ended = not self.show_ended
+        if self._last is not None:
+            subtitle = self.show_jobs(*self._last)
+            if self.parent is not None:
+                self.parent.border_subtitle = subtitle
+        self.notify("Ended jobs shown." if self.show_ended else "Ended jobs hidden (h shows them).", timeout=2)
+
+    def action_details(self) -> None:
+        job = self.cursor_job
+        if job is not None:
+            self.post_message(self.DetailRequested(job))

@@ -173,10 +173,10 @@ def test_attached_console_reconnects_when_the_scheduler_comes_back(tmp_path, mon
     runs on the new connection."""
     from distributed.utils import open_port
 
-    import naist_dask_tui.core.cluster as cluster_mod
+    import naist_dask_tui.core.backends as backends_mod
     from naist_dask_tui.core.compute import ComputeSession
 
-    monkeypatch.setattr(cluster_mod, "ATTACH_TIMEOUT", 2.0)  # the client gives up after 2 s
+    monkeypatch.setattr(backends_mod, "ATTACH_TIMEOUT", 2.0)  # the client gives up after 2 s
     address = f"tcp://127.0.0.1:{open_port('127.0.0.1')}"
     sched_args = ("distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port",
                   address.rsplit(":", 1)[1], "--no-dashboard")

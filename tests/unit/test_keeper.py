@@ -260,3 +260,37 @@ def test_status_json_is_what_ls_shows(keeper):
     assert lines[1].split()[:4] == ["local", "local", record.address, "1/0"]
     assert "never stops" in lines[1] and "(1m" in lines[1] or "(90s ago)" in lines[1]
     assert json.loads((record.directory / registry.STATUS).read_text())["requested"] == 1
+
+
+def _bad(i):
+    raise ValueError(f"no good: {i % 2}")
+
+
+def test_ended_jobs_their_post_mortems_and_the_failures_reach_a_screen(keeper):
+    """A scale-down: the ended worker is in the keeper's state with its verdict, its detail
+    comes through the postmortem action; the screen reads failures from the scheduler."""
+    c = RemoteController.attached(registry.find(keeper.name))
+    try:
+        m = c.make_monitor()
+        c.scale(2)
+        wait_until(lambda: len([j for j in m.poll().jobs if j.workers]) == 2, what="2 workers")
+        c.retire_job(m.poll().jobs[-1].name)
+        snap = wait_until(lambda: (s := m.poll()).ended and s, what="an ended worker")
+        (ended,) = snap.ended
+        assert ended.reason == "stopped by the console (retired with r)"
+        assert ended.name not in {j.name for j in snap.jobs}
+        detail = c.postmortem(ended.name)
+        assert detail["postmortem"]["verdict"] == ended.reason and detail["left_at"]
+        assert detail["postmortem"]["log_tail"], "the worker's log was kept"
+        live = c.postmortem(snap.jobs[0].name)
+        assert live["postmortem"] is None and live["log_tail"] and not live["can_clear"]
+        with pytest.raises(ControllerError, match="no job 'nope'"):
+            c.postmortem("nope")
+        with pytest.raises(ControllerError, match="only SGE jobs"):
+            c.clear_job_error(snap.jobs[0].name)
+        futures = c.client.map(_bad, range(10))
+        wait_until(lambda: all(f.status == "error" for f in futures), what="the failures")
+        groups = wait_until(lambda: c.diagnostics.failures(), what="the failure groups")
+        assert sorted((g.message, g.count) for g in groups) == [("no good: 0", 5), ("no good: 1", 5)]
+    finally:
+        c.close()

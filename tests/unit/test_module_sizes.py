@@ -16,7 +16,6 @@ PACKAGE = Path(naist_dask_tui.__file__).parent
 
 # module -> who splits it
 STILL_OVER = {
-    "core/cluster.py": "issue 11.2 (the job ledger, backends, the adaptive loop)",
     "widgets/row_table.py": "the workers-at-scale work (issue 12)",
 }
 
