@@ -25,14 +25,17 @@ from naist_dask_tui.messages import AdaptRequested, LeaveRequested, RetireReques
 from naist_dask_tui.widgets.footer import ConsoleFooter
 from naist_dask_tui.widgets.jobs_table import JobsTable, job_views
 from naist_dask_tui.widgets.memory_panel import MemoryPanel
+from naist_dask_tui.widgets.overview_panel import OverviewPanel
 from naist_dask_tui.widgets.spill_panel import SpillPanel
 from naist_dask_tui.widgets.status_bar import StatusBar
+from naist_dask_tui.widgets.worker_groups import GroupsTable, WorkersView
 from naist_dask_tui.widgets.workers_table import WorkersTable
 from naist_dask_tui.words import jobs_panel_title
 
-PANELS = ("workers", "memory", "spill", "jobs", "compute")
-OVERVIEW = ("workers", "memory", "spill", "jobs")
-WIDE_MIN = (160, 40)  # columns, rows from which the overview panels are shown side by side
+PANELS = ("overview", "workers", "memory", "spill", "jobs", "compute")
+# The panels shown side by side on a large terminal (when one of them is active).
+SIDE_BY_SIDE = ("workers", "memory", "spill", "jobs")
+WIDE_MIN = (160, 40)  # columns, rows from which those panels are shown side by side
 ALIVE_STATES = frozenset(
     {
         JobState.SUBMITTING,
@@ -55,6 +58,8 @@ NEEDS = {
     "job_log": "logs",
     "detach": "detach",
 }
+# Keys offered only where they mean something (MainScreen.check_action).
+WORKERS_VIEW_MIN = 100  # workers from which the aggregated workers view is offered
 
 
 class MainScreen(Screen[None]):
@@ -78,11 +83,16 @@ class MainScreen(Screen[None]):
         Binding("ctrl+pageup", "cycle_panel(-1)", "Previous panel", show=False, priority=True,
                 id="main.previous_panel"),
         Binding("r", "retire", "Retire job", show=False, tooltip="Retire job: the selected worker's job, gracefully", id="main.retire"),
-        Binding("1", "show_panel('workers')", "Workers panel", show=False, id="main.panel_workers"),
-        Binding("2", "show_panel('memory')", "Memory panel", show=False, id="main.panel_memory"),
-        Binding("3", "show_panel('spill')", "Spill panel", show=False, id="main.panel_spill"),
-        Binding("4", "show_panel('jobs')", "Jobs panel", show=False, id="main.panel_jobs"),
-        Binding("5", "show_panel('compute')", "Compute panel", show=False, id="main.panel_compute"),
+        Binding("1", "show_panel('overview')", "Overview panel", show=False, id="main.panel_overview"),
+        Binding("2", "show_panel('workers')", "Workers panel", show=False, id="main.panel_workers"),
+        Binding("3", "show_panel('memory')", "Memory panel", show=False, id="main.panel_memory"),
+        Binding("4", "show_panel('spill')", "Spill panel", show=False, id="main.panel_spill"),
+        Binding("5", "show_panel('jobs')", "Jobs panel", show=False, id="main.panel_jobs"),
+        Binding("6", "show_panel('compute')", "Compute panel", show=False, id="main.panel_compute"),
+        Binding("w", "overview_window", "Graph window", show=False,
+                tooltip="Overview: the graphs' window (5 min, 1 h, since start)", id="main.overview_window"),
+        Binding("g", "workers_view", "Group", tooltip="Workers: grouped by job, by host, or one row each",
+                id="main.workers_view"),
         Binding("escape", "clear_filter", "Clear filter", show=False, id="main.clear_filter"),
     ]
 
@@ -113,24 +123,29 @@ class MainScreen(Screen[None]):
         self.history = history if history is not None else MemoryHistory()
         self.capabilities = capabilities if capabilities is not None else Capabilities.all()
         self.retry_in = retry_in
-        self.active_panel = "workers"
+        self.active_panel = "overview"
         self.wide = False
         self._job_views: dict = {}
         self.ready = False  # set once mounted: snapshots that arrive earlier are shown then
+        self._groups_offered = False
 
     def compose(self) -> ComposeResult:
         yield StatusBar(user=self._user, login_host=self._login_host, name=self.cluster_name, id="status")
         yield Tabs(
-            Tab("1 Workers", id="workers"),
-            Tab("2 Memory", id="memory"),
-            Tab("3 Spill", id="spill"),
-            Tab("4 Jobs", id="jobs"),
-            Tab("5 Compute", id="compute"),
+            Tab("1 Overview", id="overview"),
+            Tab("2 Workers", id="workers"),
+            Tab("3 Memory", id="memory"),
+            Tab("4 Spill", id="spill"),
+            Tab("5 Jobs", id="jobs"),
+            Tab("6 Compute", id="compute"),
             id="tabs",
         )
         with Container(id="panels"):
+            yield OverviewPanel(id="overview-panel", classes="panel")
             with Vertical(id="workers-panel", classes="panel"):
+                yield Static(id="workers-outliers")
                 yield WorkersTable(id="workers-table")
+                yield GroupsTable(id="groups-table")
                 yield Input(placeholder="filter workers: name, host, job id… (enter keeps, esc clears)", id="filter")
             yield MemoryPanel(id="memory-panel", classes="panel")
             yield SpillPanel(id="spill-panel", classes="panel")
@@ -144,6 +159,7 @@ class MainScreen(Screen[None]):
 
     def on_mount(self) -> None:
         titles = {
+            "overview-panel": "Overview",
             "workers-panel": "Workers",
             "memory-panel": "Memory",
             "spill-panel": "Spill to disk",
@@ -159,11 +175,13 @@ class MainScreen(Screen[None]):
         self.memory_panel = self.query_one(MemoryPanel)
         self.spill_panel = self.query_one(SpillPanel)
         self.workers_panel = self.query_one("#workers-panel")
+        self.overview = self.query_one(OverviewPanel)
+        self.workers_view = WorkersView(self.workers_panel, self.workers_table, self.query_one(GroupsTable),
+                                        self.query_one("#workers-outliers", Static))
         self.status.retry_in = self.retry_in
         if not self.capabilities.scale:
             self.jobs_table.empty_text = "a scheduler started elsewhere: its jobs are not managed here"
         self._apply_layout()
-        self.workers_table.focus()
         self.ready = True
         if self.snapshot is not None:
             self.watch_snapshot(self.snapshot)
@@ -172,7 +190,15 @@ class MainScreen(Screen[None]):
         need = NEEDS.get(action)
         if need is not None and not getattr(self.capabilities, need):
             return None  # hidden from the footer, and the key does nothing
+        if action == "workers_view":  # offered at scale (and to come back from a grouped view)
+            return self._offer_groups()
         return True
+
+    def _offer_groups(self) -> bool:
+        snap = self.snapshot
+        n = snap.cluster.n_workers if snap is not None and snap.cluster is not None else 0
+        view = getattr(self, "workers_view", None)
+        return n >= WORKERS_VIEW_MIN or (view is not None and view.grouped)
 
     # ---- layout ---------------------------------------------------------------------------
 
@@ -183,11 +209,11 @@ class MainScreen(Screen[None]):
         width, height = self.size
         self.wide = width >= WIDE_MIN[0] and height >= WIDE_MIN[1]
         panels = self.query_one("#panels")
-        overview = self.wide and self.active_panel in OVERVIEW
+        overview = self.wide and self.active_panel in SIDE_BY_SIDE
         panels.set_class(overview, "-overview")
         for name in PANELS:
             widget = self.query_one(f"#{name}-panel")
-            widget.display = name == self.active_panel or (overview and name in OVERVIEW)
+            widget.display = name == self.active_panel or (overview and name in SIDE_BY_SIDE)
             widget.set_class(name == self.active_panel, "-active")
 
     def action_show_panel(self, name: str) -> None:
@@ -197,13 +223,29 @@ class MainScreen(Screen[None]):
         i = PANELS.index(self.active_panel) if self.active_panel in PANELS else 0
         self.action_show_panel(PANELS[(i + step) % len(PANELS)])
 
+    def action_overview_window(self) -> None:
+        name = self.overview.cycle_window()
+        self.overview.show(self.history)
+        if self.active_panel != "overview":
+            self.action_show_panel("overview")
+        self.notify(f"Overview: {name}", timeout=2)
+
+    def action_workers_view(self) -> None:
+        if self.active_panel != "workers" and not self.wide:
+            self.action_show_panel("workers")
+        self.notify(f"Workers: {self.workers_view.cycle()}", timeout=2)
+        self._update_subtitle()
+        self.refresh_bindings()
+
     def on_tabs_tab_activated(self, event: Tabs.TabActivated) -> None:
         if event.tab is None or event.tab.id is None:
             return
         self.active_panel = event.tab.id
         self._apply_layout()
+        if self.active_panel == "overview" and self.snapshot is not None:
+            self.overview.show(self.history)
         focus = {
-            "workers": "#workers-table",
+            "workers": "#groups-table" if self.workers_view.grouped else "#workers-table",
             "spill": "#spill-table",
             "jobs": "#jobs-table",
         }.get(self.active_panel)
@@ -238,11 +280,17 @@ class MainScreen(Screen[None]):
             self.workers_table.update_workers(
                 cluster.workers, spill_threshold=cluster.spill_threshold, retiring=retiring
             )
+            self.workers_view.update(cluster.workers)
+            if self._offer_groups() != self._groups_offered:
+                self._groups_offered = not self._groups_offered
+                self.refresh_bindings()  # g appears in the footer from WORKERS_VIEW_MIN workers
             names = {w.address: w.name for w in cluster.workers}
         else:
             names = {}
         self.workers_panel.set_class(not snapshot.connected, "-stale")
         self._update_subtitle()
+        if self.overview.display:
+            self.overview.show(history)
         self.memory_panel.show(cluster, history, totals)
         self.spill_panel.show(snapshot, history, totals)
         self.jobs_table.set_rows(job_views(snapshot.jobs, snapshot.time, names, self._job_views))
@@ -461,6 +509,8 @@ class MainScreen(Screen[None]):
     # ---- filter ---------------------------------------------------------------------------
 
     def action_filter(self) -> None:
+        if self.workers_view.grouped:  # the filter is the per-worker table's
+            self.workers_view.show_workers()
         if self.active_panel not in ("workers",) and not self.wide:
             self.action_show_panel("workers")
         box = self.query_one("#filter", Input)
@@ -496,7 +546,7 @@ class MainScreen(Screen[None]):
             f"{table.row_count} of {table.total_count} match /{table.filter_text}{field}"
             if table.filter_text
             else f"{table.total_count} workers"
-        )
+        ) + self.workers_view.subtitle(table.total_count, WORKERS_VIEW_MIN)
         if self.workers_panel.border_subtitle != subtitle:
             self.workers_panel.border_subtitle = subtitle
 
@@ -539,7 +589,7 @@ class MainScreen(Screen[None]):
             if worker is not None and snapshot is not None:
                 job = next((j for j in snapshot.jobs if worker.address in j.workers), None)
         if job is None:
-            self.notify("Select a job (4 shows the jobs) to see its output.", severity="warning")
+            self.notify("Select a job (5 shows the jobs) to see its output.", severity="warning")
             return
         self.show_job_log(job)
 
