@@ -6,7 +6,7 @@ each goal as met / NOT met with the number that decided it.
     python -m bench --only probe      # one part (repeatable, or comma-separated)
     python -m bench --json out.json   # also save every result as JSON
 
-Parts: probe, refresh, compute, startup, keeper, memory, scale_sge, keys. Each runs in its own process
+Parts: probe, refresh, overview, compute, lab, tls, startup, keeper, memory, scale_sge, keys. Each runs in its own process
 (``python -m bench.bench_<part>``); ``refresh`` and ``compute`` are the UI and compute
 engineers' scripts (``bench/bench_refresh.py``, ``bench/bench_compute.py``), run with their
 quick flags in ``--quick`` and their output parsed into the table.
@@ -26,13 +26,14 @@ from pathlib import Path
 
 from bench.common import PY, REPO, Report, child_env, fmt, render_table
 
-OWN = ("probe", "startup", "memory", "scale_sge", "keys", "keeper")
-ORDER = ("probe", "refresh", "compute", "startup", "keeper", "memory", "scale_sge", "keys")
+OWN = ("probe", "overview", "startup", "memory", "scale_sge", "keys", "keeper")
+ORDER = ("probe", "refresh", "overview", "compute", "startup", "keeper", "memory", "scale_sge", "keys")
 ALIASES = {"scale": "scale_sge", "sge": "scale_sge", "key": "keys", "mem": "memory"}
 # Per-part time limits (s), full / quick: a part that hangs is stopped and reported.
 LIMITS = {
     "probe": (420, 120), "refresh": (240, 120), "compute": (600, 150), "startup": (180, 90),
     "memory": (240, 90), "scale_sge": (300, 120), "keys": (120, 60), "keeper": (300, 90),
+    "overview": (120, 60),
 }
 
 

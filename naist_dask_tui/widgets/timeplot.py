@@ -1,12 +1,13 @@
 """One graph over time, drawn in the terminal: stacked areas in eighth blocks, or lines in
 braille dots. Cheap to redraw at 1 Hz.
 
-Why our own and not textual-plotext or textual-plot: measured here (``bench/bench_overview.py``
-keeps the comparison), four graphs of 300 samples redrawn at 80x24 cost several milliseconds
-each through plotext (it renders a whole ANSI canvas, which Textual then parses back) and
-textual-plot (a canvas of its own per widget), against well under a millisecond for this
-widget, which bins the samples once per column and builds one ``Strip`` per line, and only
-when the data or the size changed. The graphs need no zoom, mouse or markers.
+Why our own and not textual-plotext or textual-plot: measured on 2026-11-30 (``python -m
+bench.bench_overview --compare``, in a scratch venv that has both), four graphs of 300 samples
+(3 series each) redrawn at 80x24 cost 185 ms of CPU through textual-plotext (plotext renders a
+whole ANSI canvas, which is then parsed back into Textual text) and 59 ms through textual-plot,
+against 6.6 ms for this widget, frame included: it bins the samples once per column and builds
+one ``Strip`` per line, only when the data or the size changed. The graphs need no zoom, mouse
+or markers, and the console's refresh budget is 20 ms.
 
 A graph is: a title line (title and legend, given as text pieces with a series' colour), the
 plot rows with the top value on the left, and a time axis (``-5m ... now``). Colours are
@@ -18,6 +19,8 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Callable, Sequence
+from itertools import groupby
+from operator import itemgetter
 
 from rich.segment import Segment
 from rich.style import Style
@@ -28,6 +31,7 @@ _EIGHTHS = " ▁▂▃▄▅▆▇█"
 # braille dot bits, [column][row from the top]
 _DOTS = ((0x01, 0x02, 0x04, 0x40), (0x08, 0x10, 0x20, 0x80))
 LABEL_WIDTH = 6  # the y-axis label column
+_CHAR, _KEY = itemgetter(0), itemgetter(1, 2)
 
 
 def fmt_ago(seconds: float) -> str:
@@ -86,25 +90,30 @@ def stacked_rows(bins: list[list[float | None]], top: float, rows: int) -> list[
     out = [[(" ", None, None)] * n for _ in range(rows)]
     if top <= 0:
         return out
+    k = len(bins)
     for c in range(n):
         if bins[0][c] is None:
             continue
         edges = []  # cumulative top level of each series
         acc = 0.0
-        for s in range(len(bins)):
+        for s in range(k):
             acc += max(0.0, bins[s][c] or 0.0)
             edges.append(min(levels, int(round(acc / top * levels))))
-        for r in range(rows):
+        s = 0  # the series at the bottom of the current cell, walking up from the bottom row
+        for r in range(rows - 1, -1, -1):
             bottom = (rows - 1 - r) * 8
-            s_low = next((s for s, e in enumerate(edges) if e > bottom), None)
-            if s_low is None:
+            while s < k and edges[s] <= bottom:
+                s += 1
+            if s == k:
+                break
+            e = edges[s]
+            if e - bottom >= 8:
+                out[r][c] = ("█", s, None)
                 continue
-            k = edges[s_low] - bottom
-            if k >= 8:
-                out[r][c] = ("█", s_low, None)
-                continue
-            s_up = next((s for s in range(s_low + 1, len(edges)) if edges[s] > edges[s_low]), None)
-            out[r][c] = (_EIGHTHS[k], s_low, s_up)
+            u = s + 1
+            while u < k and edges[u] <= e:
+                u += 1
+            out[r][c] = (_EIGHTHS[e - bottom], s, u if u < k else None)
     return out
 
 
@@ -162,6 +171,7 @@ class TimePlot(Widget):
         self._key: tuple | None = None
         self._strips: list[Strip] = []
         self.redraws = 0  # how many times the graph was rebuilt (tests, bench)
+        self._style_cache: dict[str, Style] = {}
 
     def show(
         self,
@@ -185,7 +195,17 @@ class TimePlot(Widget):
         self.refresh()
 
     def _style(self, name: str) -> Style:
-        return self.get_component_rich_style(name, partial=True)
+        # Looking a component style up costs more than drawing a graph line: kept until the
+        # styles change (a theme switch, a CSS reload).
+        style = self._style_cache.get(name)
+        if style is None:
+            style = self._style_cache[name] = self.get_component_rich_style(name, partial=True)
+        return style
+
+    def notify_style_update(self) -> None:
+        self._style_cache.clear()
+        self._key = None
+        super().notify_style_update()
 
     def _build(self, width: int, height: int) -> list[Strip]:
         self.redraws += 1
@@ -216,22 +236,25 @@ class TimePlot(Widget):
             bins = bin_columns(times, columns, start, end, plot_w * 2)
             cells = braille_rows(bins, tops, rows)
         axis = self._style("timeplot--axis")
+        styles: dict[tuple[int | None, int | None], Style] = {}  # (fg, bg) -> one Style object
         top_label = label(tops[0] if tops else 0.0)  # (lines: the first series sets the axis)
         for r in range(rows):
             text = top_label if r == 0 else ("0" if r == rows - 1 and self.kind == "stack" else "")
             segments = [Segment(text[: LABEL_WIDTH - 1].rjust(LABEL_WIDTH - 1) + "│", base + axis)]
-            run_style, run = None, []
-            for char, fg, bg in cells[r]:
-                style = base if fg is None else base + series[fg]
-                if bg is not None:
-                    style = style + Style(bgcolor=series[bg].color)
-                if style is not run_style and run:
-                    segments.append(Segment("".join(run), run_style))
-                    run = []
-                run_style = style
-                run.append(char)
-            if run:
-                segments.append(Segment("".join(run), run_style))
+            row = cells[r]
+            chars = "".join(map(_CHAR, row))
+            pos = 0
+            for key, group in groupby(map(_KEY, row)):  # runs of one colour: C-level loops
+                length = len(list(group))
+                style = styles.get(key)
+                if style is None:
+                    fg, bg = key
+                    style = base if fg is None else base + series[fg]
+                    if bg is not None:
+                        style = style + Style(bgcolor=series[bg].color)
+                    styles[key] = style
+                segments.append(Segment(chars[pos : pos + length], style))
+                pos += length
             lines.append(Strip(segments).adjust_cell_length(width, base))
         span = end - start
         left, mid = f"-{fmt_ago(span)}", f"-{fmt_ago(span / 2)}"
