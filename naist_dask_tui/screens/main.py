@@ -91,8 +91,9 @@ class MainScreen(Screen[None]):
         Binding("6", "show_panel('compute')", "Compute panel", show=False, id="main.panel_compute"),
         Binding("w", "overview_window", "Graph window", show=False,
                 tooltip="Overview: the graphs' window (5 min, 1 h, since start)", id="main.overview_window"),
-        Binding("g", "workers_view", "Group", tooltip="Workers: grouped by job, by host, or one row each",
-                id="main.workers_view"),
+        # (not in the footer, which is full at 80 columns: the Workers panel's subtitle offers it)
+        Binding("g", "workers_view", "Group", show=False,
+                tooltip="Workers: grouped by job, by host, or one row each", id="main.workers_view"),
         Binding("escape", "clear_filter", "Clear filter", show=False, id="main.clear_filter"),
     ]
 
