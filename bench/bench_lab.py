@@ -38,7 +38,7 @@ import time
 from bench.common import PY, REPO, Report, child_env, fmt, log, median, part_main, proc_cpu_seconds
 
 PART = "lab"
-FULL = ((4000, 4000, 10), 1)  # shape, pairs (20,840 tasks: the first look)
+FULL = ((4000, 4000, 10), 2)  # shape, pairs (20,840 tasks: the first look)
 QUICK = ((2000, 2000, 10), 1)
 LAB_GRAPH = (10000, 10000, 10)  # in CHUNKS: the lab computation's task count (~130,000 tasks)
 CHUNKS = (100, 100, 5)
