@@ -561,6 +561,8 @@ class MainScreen(Screen[None]):
             if job is None:
                 return None
             return (job.job_id or job.name, f"job {job.job_id or job.name}")
+        if self.workers_view.grouped:  # a group's row: its SGE job (grouped by host: none)
+            return self.workers_view.selected_job()
         worker = self.query_one(WorkersTable).cursor_row
         if worker is None:
             return None

@@ -103,6 +103,13 @@ class WorkersView:
         (self.groups if self.grouped else self.table).focus()
         return VIEW_TITLES[self.view]
 
+    def selected_job(self) -> tuple[str, str] | None:
+        """(job id, label) of the selected group when grouped by job (what ``r`` retires)."""
+        row = self.groups.cursor_row
+        if self.view != "job" or row is None or row.key == "-":
+            return None
+        return (row.key, f"job {row.key} ({row.workers} worker{'s' if row.workers != 1 else ''})")
+
     def show_workers(self) -> None:
         if self.grouped:
             self.view = "workers"

@@ -110,9 +110,13 @@ async def test_grouped_workers_view_is_offered_at_scale_and_shows_the_outliers()
         outliers = str(main.query_one("#workers-outliers").render())
         assert "highest memory: ndtui-1" in outliers.replace("\n", " ")  # make_worker names by job
         assert "1 spilling" in outliers and "1 straggler(s) executing while" in outliers
+        groups.focus()
+        await pilot.press("home")
+        assert main.selected_job_target() == ("1000", "job 1000 (4 workers)")  # r retires the group's job
         await pilot.press("g")  # by host
         await pilot.pause()
         assert groups.total_count == 40 and "grouped by host" in main.workers_panel.border_subtitle
+        assert main.selected_job_target() is None  # a host is not a job: r retires nothing
         await pilot.press("g")  # every worker again
         await pilot.pause()
         assert main.workers_table.display and main.workers_table.total_count == n
