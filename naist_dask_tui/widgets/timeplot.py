@@ -11,8 +11,8 @@ or markers, and the console's refresh budget is 20 ms.
 
 A graph is: a title line (title and legend, given as text pieces with a series' colour), the
 plot rows with the top value on the left, and a time axis (``-5m ... now``). Colours are
-component classes (``timeplot--s0`` ... ``timeplot--s3``) set from theme variables, so that
-they map onto 16-colour terminals.
+component classes (``timeplot--s0`` ... ``timeplot--s3``) set from theme variables that stay
+apart in a 16-colour terminal: green, blue, red ($warning and $error both become red there).
 """
 
 from __future__ import annotations
@@ -155,7 +155,7 @@ class TimePlot(Widget):
     TimePlot > .timeplot--title { text-style: bold; }
     TimePlot > .timeplot--axis { color: $text-muted; }
     TimePlot > .timeplot--s0 { color: $success; }
-    TimePlot > .timeplot--s1 { color: $warning; }
+    TimePlot > .timeplot--s1 { color: $primary; }
     TimePlot > .timeplot--s2 { color: $error; }
     TimePlot > .timeplot--s3 { color: $accent; }
     """

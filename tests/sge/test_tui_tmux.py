@@ -7,6 +7,7 @@ reattaches to the same jobs, and ``naist-dask-tui stop`` empties qstat."""
 from __future__ import annotations
 
 import shutil
+import subprocess
 import time
 
 import pytest
