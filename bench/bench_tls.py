@@ -143,6 +143,9 @@ def on_sge(report: Report, rounds: int) -> None:
     from naist_dask_tui.core.compute import ComputeSession, lab_snippet
     from naist_dask_tui.core.probe import SchedulerProbe
 
+    import tempfile
+
+    logs = tempfile.mkdtemp(prefix="bench-tls-sge-")
     shape, chunks = (6000, 6000, 10), (1000, 1000, 5)
     variants = ("tcp", "tls-rsa", "tls-ec", "tls-ec+console")
     times: dict[str, list[float]] = {v: [] for v in variants}
@@ -151,7 +154,8 @@ def on_sge(report: Report, rounds: int) -> None:
         sec = None if v == "tcp" else _security(v.split("+")[0])
         kwargs = dict(cores=1, processes=1, memory="2GB", queue="grid_short.q", interface="lo",
                       job_extra_directives=["-pe smp 1"], walltime="00:10:00",
-                      job_name="ndtui-bench-tls", scheduler_options={"dashboard_address": None})
+                      job_name="ndtui-bench-tls", scheduler_options={"dashboard_address": None},
+                      log_directory=logs)  # (the jobs' output files, not in the checkout)
         if sec is not None:
             kwargs.update(security=sec, protocol="tls://")
         with SGECluster(**kwargs) as cluster, Client(cluster, security=sec) as client:
