@@ -31,6 +31,7 @@ async def measure(n_workers: int, total: int, step: int) -> tuple[list[tuple[int
     samples: list[tuple[int, float, float]] = []  # (refreshes, rss MiB, wall s)
     info: dict = {}
     async with app.run_test(size=(200, 60)) as pilot:
+        await pilot.press("2")  # the four side-by-side panels, as before the Overview came first
         await pilot.pause(0.5)
         app.refresh_interval = 0.001  # poll again almost at once (history stays sized for 1 s)
         t0 = time.perf_counter()

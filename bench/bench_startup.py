@@ -40,7 +40,7 @@ GOAL_S = 1.5
 ATTACH_GOAL_S = 1.0
 COLS, ROWS = 120, 40
 # The main screen is painted: its tab bar or its status bar (first paint) ...
-PAINT_MARKERS = ("1 Workers", "waiting for the first poll", "connecting", "connected")
+PAINT_MARKERS = ("1 Overview", "waiting for the first poll", "connecting", "connected")
 # ... and the status bar after the first poll.
 DATA_MARKER = "connected"
 HEAVY = ("dask.array", "bokeh", "numpy", "pandas", "dask.dataframe", "distributed.dashboard", "matplotlib")

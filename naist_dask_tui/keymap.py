@@ -6,7 +6,7 @@ were chosen so that each works from where it is documented, in tmux and in a pla
 * no ``alt+`` keys (tmux can deliver alt+r as escape, then r: the r lands in the editor),
 * in the compute pane's editor, only keys a code editor does not need: ctrl+r/t/o/n/s/l,
   F-keys other than f6/f7 (the editor's select line / select all), ctrl+pageup/pagedown to
-  change panels; printable keys (``1``-``5``, ``?``, ``q``) type into the editor, so the
+  change panels; printable keys (``1``-``6``, ``?``, ``q``) type into the editor, so the
   footer does not offer them there, and ``escape`` leaves the editor, after which they work,
 * ``f1`` is help everywhere (``?`` too, outside the editor).
 
@@ -59,11 +59,11 @@ def sections() -> list[tuple[str, list[Binding]]]:
     return [
         ("Cluster (from any panel; outside the editor for printable keys)", only(MainScreen.BINDINGS)),
         ("Tables (workers, spill, jobs)", only(RowTable.BINDINGS)),
-        ("Jobs panel (4)", only(JobsTable.BINDINGS)),
+        ("Jobs panel (5)", only(JobsTable.BINDINGS)),
         ("Why: failures (f), slow tasks (t), worker events (e), a job's detail (enter)",
          only(FailuresScreen.BINDINGS) + only(SlowTasksScreen.BINDINGS) + only(WorkerEventsScreen.BINDINGS)
          + only(JobDetailScreen.BINDINGS)),
-        ("Compute panel (5)", only(ComputePane.BINDINGS)),
+        ("Compute panel (6)", only(ComputePane.BINDINGS)),
         ("Anywhere", only(ConsoleApp.BINDINGS)),
         ("Dialogs", only(ConfirmScreen.BINDINGS) + only(ScaleDialog.BINDINGS)
          + only(AdaptDialog.BINDINGS) + only(HelpScreen.BINDINGS) + only(LogTailScreen.BINDINGS)),

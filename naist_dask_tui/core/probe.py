@@ -20,7 +20,7 @@ import dask
 
 from naist_dask_tui.core import scheduler_plugin
 from naist_dask_tui.core.hostnames import host_names
-from naist_dask_tui.core.scheduler_plugin import HANDLER, ROW_WIDTH, ProbePlugin
+from naist_dask_tui.core.scheduler_plugin import HANDLER, ROW_WIDTH, STATIC_WIDTH, ProbePlugin
 from naist_dask_tui.core.snapshot import ClusterSnapshot, TaskCounts, WorkerRow
 
 logger = logging.getLogger(__name__)
@@ -29,20 +29,17 @@ CALL_TIMEOUT = 10.0  # seconds; a poll that takes longer means the scheduler is 
 
 
 def _worker_row(
-    raw: list, job_of: Callable[[str], str | None], host_name: Callable[[str], str] = str
+    static: tuple, raw: list, job_of: Callable[[str], str | None], host_name: Callable[[str], str] = str
 ) -> WorkerRow:
+    address, name, host, nthreads, memory_limit = static
     (
-        address,
-        name,
-        host,
-        nthreads,
+        _index,
         status,
         cpu,
         memory,
         nbytes,
         spilled_memory,
         spilled_disk,
-        memory_limit,
         executing,
         ready,
         in_memory,
@@ -50,7 +47,8 @@ def _worker_row(
     ) = raw
     # The scheduler's nbytes counts spilled keys too (at their in-memory size): what is in
     # RAM is the rest. Unmanaged is the process memory that no key accounts for.
-    managed = max(0, nbytes - spilled_memory)
+    memory = int(memory)
+    managed = max(0, int(nbytes) - int(spilled_memory))
     return WorkerRow(
         address=address,
         name=name,
@@ -58,46 +56,54 @@ def _worker_row(
         job_id=job_of(name),
         nthreads=nthreads,
         status=status,
-        cpu=cpu,
+        cpu=float(cpu),
         memory=memory,
         managed=managed,
         unmanaged=max(0, memory - managed),
-        spilled=spilled_disk,
+        spilled=int(spilled_disk),
         memory_limit=memory_limit,
         executing=executing,
         ready=ready,
         in_memory=in_memory,
-        last_seen=last_seen,
+        last_seen=float(last_seen),
     )
 
 
-def _identity_flat(info: dict) -> list:
-    """The plugin's flat row layout (``ROW_WIDTH`` values a worker) from ``identity()``."""
+def _identity_reply(info: dict) -> dict:
+    """The plugin's reply layout (static list + every row) from ``identity()``."""
+    static: list = []
     flat: list = []
-    for addr, w in info.get("workers", {}).items():
+    for i, (addr, w) in enumerate(info.get("workers", {}).items()):
         m = w.get("metrics", {})
         spilled = m.get("spilled_bytes") or {}
         counts = m.get("task_counts") or {}
+        static.extend(
+            (addr, str(w.get("name", addr)), w.get("host", ""), w.get("nthreads", 0),
+             int(w.get("memory_limit", 0) or 0))
+        )
         flat.extend(
             (
-                addr,
-                str(w.get("name", addr)),
-                w.get("host", ""),
-                w.get("nthreads", 0),
+                i,
                 str(w.get("status", "running")),
                 float(m.get("cpu", 0.0) or 0.0),
                 int(m.get("memory", 0) or 0),
                 int(w.get("nbytes", m.get("managed_bytes", 0)) or 0),
                 int(spilled.get("memory", 0) or 0),
                 int(spilled.get("disk", 0) or 0),
-                int(w.get("memory_limit", 0) or 0),
                 int(counts.get("executing", 0)),
                 int(counts.get("ready", 0)),
                 int(w.get("has_what", 0) if isinstance(w.get("has_what"), int) else 0),
                 float(w.get("last_seen", 0.0)),
             )
         )
-    return flat
+    return {
+        "time": info.get("time", 0.0),
+        "address": info.get("address", ""),
+        "static": static,
+        "flat": flat,
+        "tasks": {},
+        "n_tasks": info.get("n_tasks", 0) if isinstance(info.get("n_tasks"), int) else 0,
+    }
 
 
 class SchedulerProbe:
@@ -121,6 +127,7 @@ class SchedulerProbe:
         self.token = token or uuid.uuid4().hex
         self.mode: str | None = None  # "plugin" | "identity"
         self._rows: dict[str, WorkerRow] = {}
+        self._static: list[tuple] = []  # the scheduler's workers by index (static fields)
         # keeper=True: ask the scheduler's keeper (if any) for its control state in the same
         # call; ``keeper_state`` is its newest full state (None: no keeper answered).
         self.keeper = keeper
@@ -158,34 +165,27 @@ class SchedulerProbe:
         info = self.client.sync(
             self.client.scheduler.identity, n_workers=-1, callback_timeout=CALL_TIMEOUT
         )
-        return {
-            "time": info.get("time", 0.0),
-            "address": info.get("address", ""),
-            "members": list(info.get("workers", {})),
-            "flat": _identity_flat(info),
-            "width": ROW_WIDTH,
-            "full": True,
-            "tasks": {},
-            "n_tasks": info.get("n_tasks", 0) if isinstance(info.get("n_tasks"), int) else 0,
-        }
+        return _identity_reply(info)
 
     def snapshot(self, full: bool = False) -> ClusterSnapshot:
         if self.mode is None:
             self.install()
-        raw = self._call(full or not self._rows)
+        raw = self._call(full or not self._static)
+        static = raw["static"]
         rows = self._rows
-        if raw["full"]:
-            rows = {}
-        elif raw["members"] is not None:
-            keep = set(raw["members"])
+        changed: set[str] = set()
+        if static is not None:  # the set of workers changed (or a first / full poll)
+            self._static = [tuple(static[i : i + STATIC_WIDTH]) for i in range(0, len(static), STATIC_WIDTH)]
+            keep = {s[0] for s in self._static}
             rows = {a: r for a, r in rows.items() if a in keep}
+            changed |= set(self._rows) - keep
         else:
             rows = dict(rows)
-        changed: set[str] = set()
-        flat, width = raw["flat"], raw["width"]
-        for i in range(0, len(flat), width):
-            r = flat[i : i + width]
-            row = _worker_row(r, self.job_of, self.host_name)
+        members = self._static
+        flat = raw["flat"]
+        for i in range(0, len(flat), ROW_WIDTH):
+            r = flat[i : i + ROW_WIDTH]
+            row = _worker_row(members[r[0]], r, self.job_of, self.host_name)
             rows[row.address] = row
             changed.add(row.address)
         # A job id can become known after the row was built (qsub answers late): re-map.
@@ -195,8 +195,7 @@ class SchedulerProbe:
                 if job is not None:
                     rows[addr] = _replace_job(row, job)
                     changed.add(addr)
-        if raw["members"] is not None and not raw["full"]:
-            changed |= set(self._rows) ^ set(rows)
+        first = not self._rows or full
         self._rows = rows
         t = raw["tasks"]
         tasks = TaskCounts(
@@ -208,13 +207,14 @@ class SchedulerProbe:
             processing=t.get("processing", 0),
             memory=t.get("memory", 0),
             erred=t.get("erred", 0),
+            finished=raw.get("finished", 0),
         )
         return ClusterSnapshot(
             time=raw["time"],
             scheduler_address=raw["address"],
             workers=tuple(sorted(rows.values(), key=lambda w: w.address)),
             tasks=tasks,
-            changed=None if raw["full"] else frozenset(changed),
+            changed=None if first else frozenset(changed),
             spill_threshold=_fraction("distributed.worker.memory.spill"),
             target_fraction=_fraction("distributed.worker.memory.target"),
         )

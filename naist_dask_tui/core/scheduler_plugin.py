@@ -1,17 +1,25 @@
 """The console's scheduler-side handler: one lean call per refresh.
 
 Installed on the scheduler as a plugin that registers its own comm handler
-(``scheduler.handlers["ndtui_probe_3"]``), called by the console as
-``await client.scheduler.ndtui_probe_3(token=...)``. It returns the fields the panels show,
-only for the workers that changed since the same caller's previous poll, so a refresh at 1,000
-workers costs the scheduler about a millisecond.
+(``scheduler.handlers["ndtui_probe_4"]``), called by the console as
+``await client.scheduler.ndtui_probe_4(token=...)``. It returns the fields the panels show,
+only for the workers that changed since the same caller's previous poll.
 
-The scheduler holds hundreds of thousands of objects, so what the handler allocates matters
-beyond its own run: every container it keeps alive, or makes by the thousand, feeds the cyclic
-garbage collector, whose full passes walk the whole heap. So the rows travel as ONE flat list
-of scalars (``ROW_WIDTH`` values per worker), and a worker's change signature is a plain int
-(hashed from C-level values only: ``Status.__hash__`` is Python code, ``id(status)`` is not;
-the statuses are singletons).
+What it costs the scheduler is the point (issue 12: never more than ``scheduler_info`` at any
+size, >= 8x cheaper at 1,000-2,000 workers), so a poll does as little Python per worker as it
+can:
+
+* a worker's *static* fields (address, name, host, threads, memory limit) travel only when the
+  scheduler's set of workers changed; otherwise a row names its worker by its index in that
+  list (``STATIC_FIELDS`` / ``ROW_FIELDS``);
+* what changed is found with C-level loops only: the list of addresses compared with the caller's
+  previous list, then ``map(attrgetter(last_seen, nbytes, status))`` compared element-wise
+  with the previous values (``map(ne, ...)`` + ``compress``): no Python frame per worker. A
+  heartbeat moves ``last_seen``; a task landing or leaving moves ``nbytes``; ``status`` is a
+  singleton, compared by identity;
+* rows travel as ONE flat list of scalars (``ROW_WIDTH`` values a worker): the scheduler holds
+  hundreds of thousands of objects, and every container made by the thousand feeds the cyclic
+  garbage collector, whose full passes walk the whole heap.
 
 This module is pickled *by value* when it is sent to a scheduler the console attaches to, so
 it must stay self-contained: it imports distributed and the standard library only.
@@ -21,13 +29,16 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
+from itertools import compress
+from operator import attrgetter, ne
 
+from distributed.core import Status
 from distributed.diagnostics.plugin import SchedulerPlugin
 
 # Versioned: a scheduler keeps an installed plugin of the same name (``idempotent``), so a
-# reply format change needs new names.
-HANDLER = "ndtui_probe_3"
-PLUGIN_NAME = "naist-dask-tui-probe-3"
+# reply format change needs new names (v3 sent every field of a changed row, keyed by address).
+HANDLER = "ndtui_probe_4"
+PLUGIN_NAME = "naist-dask-tui-probe-4"
 # A keeper process that owns this scheduler puts an object here (``scheduler.extensions``)
 # whose ``state_for(token, version)`` answers "what changed in the cluster's control state
 # since ``version``": the screens learn about jobs, requests and notices in the same call
@@ -35,108 +46,100 @@ PLUGIN_NAME = "naist-dask-tui-probe-3"
 KEEPER_EXTENSION = "ndtui-keeper"
 MAX_CURSORS = 64  # callers remembered for change tracking (one per console; old ones dropped)
 
-# Row layout (index -> field); the client side unpacks by these positions.
+# Sent for every worker when the set of workers changed (index = position in this list).
+STATIC_FIELDS = ("address", "name", "host", "nthreads", "memory_limit")
+STATIC_WIDTH = len(STATIC_FIELDS)
+# Sent for each changed worker; "index" points into the static list.
 ROW_FIELDS = (
-    "address",
-    "name",
-    "host",
-    "nthreads",
+    "index",
     "status",
     "cpu",
     "memory",
     "nbytes",
     "spilled_memory",
     "spilled_disk",
-    "memory_limit",
     "executing",
     "ready",
     "in_memory",
     "last_seen",
 )
-
-
 ROW_WIDTH = len(ROW_FIELDS)
 
+_EMPTY: dict = {}
+# Status.name is a Python-level property and Status.__hash__ Python code: look names up by id.
+_STATUS_NAME = {id(s): s.name for s in Status}
+_signature = attrgetter("last_seen", "nbytes", "status")
 
-def _row_into(out: list, ws) -> None:
+
+def _static_into(out: list, ws) -> None:
+    out += (ws.address, str(ws.name), ws.host, ws.nthreads, int(ws.memory_limit or 0))
+
+
+def _row_into(out: list, i: int, ws) -> None:
     m = ws.metrics
-    spilled = m.get("spilled_bytes") or {}
-    counts = m.get("task_counts") or {}
+    spilled = m.get("spilled_bytes") or _EMPTY
+    counts = m.get("task_counts") or _EMPTY
+    get = counts.get
     out += (
-        ws.address,
-        str(ws.name),
-        ws.host,
-        ws.nthreads,
-        ws.status.name,
-        float(m.get("cpu", 0.0) or 0.0),
-        int(m.get("memory", 0) or 0),
-        int(ws.nbytes),
-        int(spilled.get("memory", 0) or 0),
-        int(spilled.get("disk", 0) or 0),
-        int(ws.memory_limit or 0),
-        int(counts.get("executing", 0)) + int(counts.get("long-running", 0)),
-        int(counts.get("ready", 0)) + int(counts.get("constrained", 0)),
+        i,
+        _STATUS_NAME.get(id(ws.status)) or str(ws.status),
+        m.get("cpu") or 0.0,
+        m.get("memory") or 0,
+        ws.nbytes,
+        spilled.get("memory") or 0,
+        spilled.get("disk") or 0,
+        get("executing", 0) + get("long-running", 0),
+        get("ready", 0) + get("constrained", 0),
         len(ws.has_what),
-        float(ws.last_seen),
+        ws.last_seen,
     )
 
 
 def probe(scheduler, cursors: OrderedDict, token: str | None = None, full: bool = False) -> dict:
-    """Rows that changed since ``token``'s previous call (all rows when ``full`` or new token).
-
-    What a row shows changes with a heartbeat (``last_seen``), a task landing or leaving
-    (``nbytes``, ``processing``) or a status change; comparing a hash of those four values per
-    worker is the whole cost of a poll where nothing changed.
-    """
+    """Rows that changed since ``token``'s previous call (all rows when ``full``, for a new
+    token, or when the set of workers changed; then the static list travels too)."""
     workers = scheduler.workers
+    # dict's own C-level views (insertion order, the same for both): SortedDict's values view
+    # iterates in Python.
+    members = list(dict.keys(workers))
+    values = list(map(_signature, dict.values(workers)))
     prev = None if (full or token is None) else cursors.get(token)
     flat: list = []
-    if prev is None:
-        sigs = {}
-        for addr, ws in workers.items():
-            sigs[addr] = hash((ws.last_seen, ws.nbytes, len(ws.processing), id(ws.status)))
-            _row_into(flat, ws)
-        members_changed = True
+    static = None
+    if prev is not None and prev[0] == members:
+        wss = list(dict.values(workers))
+        for i in compress(range(len(values)), map(ne, values, prev[1])):
+            _row_into(flat, i, wss[i])
     else:
-        sigs = prev  # updated in place: no new dict per poll
-        members_changed = False
-        get = prev.get
-        for addr, ws in workers.items():
-            sig = hash((ws.last_seen, ws.nbytes, len(ws.processing), id(ws.status)))
-            old = get(addr)
-            if old != sig:
-                if old is None:
-                    members_changed = True
-                sigs[addr] = sig
-                _row_into(flat, ws)
-        if len(sigs) != len(workers):
-            members_changed = True
-            for addr in [a for a in sigs if a not in workers]:
-                del sigs[addr]
+        static = []
+        for i, ws in enumerate(dict.values(workers)):
+            _static_into(static, ws)
+            _row_into(flat, i, ws)
     if token is not None:
-        cursors[token] = sigs
+        cursors[token] = (members, values)
         cursors.move_to_end(token)
         while len(cursors) > MAX_CURSORS:
             cursors.popitem(last=False)
     states: dict[str, int] = {}
+    finished = 0  # tasks that reached memory since the scheduler started (the tasks/s graph)
     for tp in scheduler.task_prefixes.values():
         for state, n in tp.states.items():
             if n:
                 states[state] = states.get(state, 0) + n
+        finished += tp.state_counts.get("memory", 0)
     return {
         "time": time.time(),
         "address": scheduler.address,
-        "members": list(sigs) if members_changed else None,
+        "static": static,
         "flat": flat,
-        "width": ROW_WIDTH,
-        "full": prev is None,
         "tasks": states,
         "n_tasks": len(scheduler.tasks),
+        "finished": finished,
     }
 
 
 class ProbePlugin(SchedulerPlugin):
-    """Registers the ``ndtui_probe_3`` handler on the scheduler it is added to."""
+    """Registers the ``ndtui_probe_4`` handler on the scheduler it is added to."""
 
     name = PLUGIN_NAME
     idempotent = True

@@ -65,6 +65,7 @@ class TaskCounts:
     processing: int = 0
     memory: int = 0
     erred: int = 0
+    finished: int = 0  # tasks that reached memory since the scheduler started (cumulative)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +80,7 @@ class ClusterTotals:
     spilled: int = 0
     memory_limit: int = 0
     spilling_workers: int = 0  # workers with something on disk
+    cpu: float = 0.0  # sum of the workers' CPU (percent of one core each)
 
     @classmethod
     def of(cls, cluster: ClusterSnapshot) -> ClusterTotals:
@@ -103,7 +105,9 @@ class ClusterSnapshot:
     def totals(self) -> ClusterTotals:
         """All sums in one pass over the workers, computed once per snapshot."""
         nthreads = memory = managed = unmanaged = spilled = limit = spilling = 0
+        cpu = 0.0
         for w in self.workers:
+            cpu += w.cpu
             nthreads += w.nthreads
             memory += w.memory
             managed += w.managed
@@ -113,7 +117,7 @@ class ClusterSnapshot:
                 spilled += w.spilled
                 spilling += 1
         return ClusterTotals(
-            len(self.workers), nthreads, memory, managed, unmanaged, spilled, limit, spilling
+            len(self.workers), nthreads, memory, managed, unmanaged, spilled, limit, spilling, cpu
         )
 
     @property

@@ -20,21 +20,25 @@ from textual.widget import Widget
 from textual.widgets import Input, Static, Tab, Tabs
 
 from naist_dask_tui.core.control import Capabilities
-from naist_dask_tui.core.snapshot import ConsoleSnapshot, JobRow, JobState
+from naist_dask_tui.core.snapshot import ConsoleSnapshot, JobState
 from naist_dask_tui.history import MemoryHistory
-from naist_dask_tui.messages import LeaveRequested, RetireRequested
+from naist_dask_tui.messages import LeaveRequested
 from naist_dask_tui.screens.scaling import ScalingActions
+from naist_dask_tui.screens.selection import SelectionActions
 from naist_dask_tui.widgets.footer import ConsoleFooter
 from naist_dask_tui.widgets.jobs_table import JobsTable
 from naist_dask_tui.widgets.memory_panel import MemoryPanel
+from naist_dask_tui.widgets.overview_panel import OverviewPanel
 from naist_dask_tui.widgets.spill_panel import SpillPanel
 from naist_dask_tui.widgets.status_bar import StatusBar
+from naist_dask_tui.widgets.worker_groups import GroupsTable, WorkersView
 from naist_dask_tui.widgets.workers_table import WorkersTable
 from naist_dask_tui.words import jobs_panel_title
 
-PANELS = ("workers", "memory", "spill", "jobs", "compute")
-OVERVIEW = ("workers", "memory", "spill", "jobs")
-WIDE_MIN = (160, 40)  # columns, rows from which the overview panels are shown side by side
+PANELS = ("overview", "workers", "memory", "spill", "jobs", "compute")
+# The panels shown side by side on a large terminal (when one of them is active).
+SIDE_BY_SIDE = ("workers", "memory", "spill", "jobs")
+WIDE_MIN = (160, 40)  # columns, rows from which those panels are shown side by side
 ALIVE_STATES = frozenset(
     {
         JobState.SUBMITTING,
@@ -57,9 +61,11 @@ NEEDS = {
     "job_log": "logs",
     "detach": "detach",
 }
+# Keys offered only where they mean something (MainScreen.check_action).
+WORKERS_VIEW_MIN = 100  # workers from which the aggregated workers view is offered
 
 
-class MainScreen(ScalingActions, Screen[None]):
+class MainScreen(ScalingActions, SelectionActions, Screen[None]):
     # The whole key map (and why these keys) is in naist_dask_tui/keymap.py; descriptions are
     # short: the footer shows them at 80 columns.
     BINDINGS = [
@@ -87,11 +93,17 @@ class MainScreen(ScalingActions, Screen[None]):
                 id="main.previous_panel"),
         Binding("r", "retire", "Retire job", show=False, tooltip="Retire job: the selected worker's job, gracefully",
                 id="main.retire"),
-        Binding("1", "show_panel('workers')", "Workers panel", show=False, id="main.panel_workers"),
-        Binding("2", "show_panel('memory')", "Memory panel", show=False, id="main.panel_memory"),
-        Binding("3", "show_panel('spill')", "Spill panel", show=False, id="main.panel_spill"),
-        Binding("4", "show_panel('jobs')", "Jobs panel", show=False, id="main.panel_jobs"),
-        Binding("5", "show_panel('compute')", "Compute panel", show=False, id="main.panel_compute"),
+        Binding("1", "show_panel('overview')", "Overview panel", show=False, id="main.panel_overview"),
+        Binding("2", "show_panel('workers')", "Workers panel", show=False, id="main.panel_workers"),
+        Binding("3", "show_panel('memory')", "Memory panel", show=False, id="main.panel_memory"),
+        Binding("4", "show_panel('spill')", "Spill panel", show=False, id="main.panel_spill"),
+        Binding("5", "show_panel('jobs')", "Jobs panel", show=False, id="main.panel_jobs"),
+        Binding("6", "show_panel('compute')", "Compute panel", show=False, id="main.panel_compute"),
+        Binding("w", "overview_window", "Graph window", show=False,
+                tooltip="Overview: the graphs' window (5 min, 1 h, since start)", id="main.overview_window"),
+        # (not in the footer, which is full at 80 columns: the Workers panel's subtitle offers it)
+        Binding("g", "workers_view", "Group", show=False,
+                tooltip="Workers: grouped by job, by host, or one row each", id="main.workers_view"),
         Binding("escape", "clear_filter", "Clear filter", show=False, id="main.clear_filter"),
         # Why did it fail (issue 10): views of their own, opened from any panel
         Binding("f", "inquire('failures')", "Failures", show=False,
@@ -129,25 +141,30 @@ class MainScreen(ScalingActions, Screen[None]):
         self.history = history if history is not None else MemoryHistory()
         self.capabilities = capabilities if capabilities is not None else Capabilities.all()
         self.retry_in = retry_in
-        self.active_panel = "workers"
+        self.active_panel = "overview"
         self.wide = False
         self._job_views: dict = {}
         self.ready = False  # set once mounted: snapshots that arrive earlier are shown then
         self.run_started_at: float | None = None  # the compute pane's current (or last) run
+        self._groups_offered = False
 
     def compose(self) -> ComposeResult:
         yield StatusBar(user=self._user, login_host=self._login_host, name=self.cluster_name, id="status")
         yield Tabs(
-            Tab("1 Workers", id="workers"),
-            Tab("2 Memory", id="memory"),
-            Tab("3 Spill", id="spill"),
-            Tab("4 Jobs", id="jobs"),
-            Tab("5 Compute", id="compute"),
+            Tab("1 Overview", id="overview"),
+            Tab("2 Workers", id="workers"),
+            Tab("3 Memory", id="memory"),
+            Tab("4 Spill", id="spill"),
+            Tab("5 Jobs", id="jobs"),
+            Tab("6 Compute", id="compute"),
             id="tabs",
         )
         with Container(id="panels"):
+            yield OverviewPanel(id="overview-panel", classes="panel")
             with Vertical(id="workers-panel", classes="panel"):
+                yield Static(id="workers-outliers")
                 yield WorkersTable(id="workers-table")
+                yield GroupsTable(id="groups-table")
                 yield Input(placeholder="filter workers: name, host, job id… (enter keeps, esc clears)", id="filter")
             yield MemoryPanel(id="memory-panel", classes="panel")
             yield SpillPanel(id="spill-panel", classes="panel")
@@ -161,6 +178,7 @@ class MainScreen(ScalingActions, Screen[None]):
 
     def on_mount(self) -> None:
         titles = {
+            "overview-panel": "Overview",
             "workers-panel": "Workers",
             "memory-panel": "Memory",
             "spill-panel": "Spill to disk",
@@ -176,11 +194,13 @@ class MainScreen(ScalingActions, Screen[None]):
         self.memory_panel = self.query_one(MemoryPanel)
         self.spill_panel = self.query_one(SpillPanel)
         self.workers_panel = self.query_one("#workers-panel")
+        self.overview = self.query_one(OverviewPanel)
+        self.workers_view = WorkersView(self.workers_panel, self.workers_table, self.query_one(GroupsTable),
+                                        self.query_one("#workers-outliers", Static))
         self.status.retry_in = self.retry_in
         if not self.capabilities.scale:
             self.jobs_table.empty_text = "a scheduler started elsewhere: its jobs are not managed here"
         self._apply_layout()
-        self.workers_table.focus()
         self.ready = True
         if self.snapshot is not None:
             self.watch_snapshot(self.snapshot)
@@ -189,7 +209,15 @@ class MainScreen(ScalingActions, Screen[None]):
         need = NEEDS.get(action)
         if need is not None and not getattr(self.capabilities, need):
             return None  # hidden from the footer, and the key does nothing
+        if action == "workers_view":  # offered at scale (and to come back from a grouped view)
+            return self._offer_groups()
         return True
+
+    def _offer_groups(self) -> bool:
+        snap = self.snapshot
+        n = snap.cluster.n_workers if snap is not None and snap.cluster is not None else 0
+        view = getattr(self, "workers_view", None)
+        return n >= WORKERS_VIEW_MIN or (view is not None and view.grouped)
 
     # ---- layout ---------------------------------------------------------------------------
 
@@ -200,11 +228,11 @@ class MainScreen(ScalingActions, Screen[None]):
         width, height = self.size
         self.wide = width >= WIDE_MIN[0] and height >= WIDE_MIN[1]
         panels = self.query_one("#panels")
-        overview = self.wide and self.active_panel in OVERVIEW
+        overview = self.wide and self.active_panel in SIDE_BY_SIDE
         panels.set_class(overview, "-overview")
         for name in PANELS:
             widget = self.query_one(f"#{name}-panel")
-            widget.display = name == self.active_panel or (overview and name in OVERVIEW)
+            widget.display = name == self.active_panel or (overview and name in SIDE_BY_SIDE)
             widget.set_class(name == self.active_panel, "-active")
 
     def action_show_panel(self, name: str) -> None:
@@ -214,13 +242,29 @@ class MainScreen(ScalingActions, Screen[None]):
         i = PANELS.index(self.active_panel) if self.active_panel in PANELS else 0
         self.action_show_panel(PANELS[(i + step) % len(PANELS)])
 
+    def action_overview_window(self) -> None:
+        name = self.overview.cycle_window()
+        self.overview.show(self.history)
+        if self.active_panel != "overview":
+            self.action_show_panel("overview")
+        self.notify(f"Overview: {name}", timeout=2)
+
+    def action_workers_view(self) -> None:
+        if self.active_panel != "workers" and not self.wide:
+            self.action_show_panel("workers")
+        self.notify(f"Workers: {self.workers_view.cycle()}", timeout=2)
+        self._update_subtitle()
+        self.refresh_bindings()
+
     def on_tabs_tab_activated(self, event: Tabs.TabActivated) -> None:
         if event.tab is None or event.tab.id is None:
             return
         self.active_panel = event.tab.id
         self._apply_layout()
+        if self.active_panel == "overview" and self.snapshot is not None:
+            self.overview.show(self.history)
         focus = {
-            "workers": "#workers-table",
+            "workers": "#groups-table" if self.workers_view.grouped else "#workers-table",
             "spill": "#spill-table",
             "jobs": "#jobs-table",
         }.get(self.active_panel)
@@ -255,11 +299,17 @@ class MainScreen(ScalingActions, Screen[None]):
             self.workers_table.update_workers(
                 cluster.workers, spill_threshold=cluster.spill_threshold, retiring=retiring
             )
+            self.workers_view.update(cluster.workers)
+            if self._offer_groups() != self._groups_offered:
+                self._groups_offered = not self._groups_offered
+                self.refresh_bindings()  # g appears in the footer from WORKERS_VIEW_MIN workers
             names = {w.address: w.name for w in cluster.workers}
         else:
             names = {}
         self.workers_panel.set_class(not snapshot.connected, "-stale")
         self._update_subtitle()
+        if self.overview.display:
+            self.overview.show(history)
         self.memory_panel.show(cluster, history, totals)
         self.spill_panel.show(snapshot, history, totals)
         subtitle = self.jobs_table.show_jobs(snapshot.jobs, snapshot.ended, snapshot.time, names, self._job_views)
@@ -370,6 +420,8 @@ class MainScreen(ScalingActions, Screen[None]):
     # ---- filter ---------------------------------------------------------------------------
 
     def action_filter(self) -> None:
+        if self.workers_view.grouped:  # the filter is the per-worker table's
+            self.workers_view.show_workers()
         if self.active_panel not in ("workers",) and not self.wide:
             self.action_show_panel("workers")
         box = self.query_one("#filter", Input)
@@ -405,68 +457,9 @@ class MainScreen(ScalingActions, Screen[None]):
             f"{table.row_count} of {table.total_count} match /{table.filter_text}{field}"
             if table.filter_text
             else f"{table.total_count} workers"
-        )
+        ) + self.workers_view.subtitle(table.total_count, WORKERS_VIEW_MIN)
         if self.workers_panel.border_subtitle != subtitle:
             self.workers_panel.border_subtitle = subtitle
-
-    # ---- intents on the selected row -------------------------------------------------------
-
-    def selected_job_target(self) -> tuple[str, str] | None:
-        """(target for ``retire_job``, label) of the selected job or of the selected worker's job."""
-        focused = self.focused
-        if isinstance(focused, JobsTable) or (self.active_panel == "jobs" and not self.wide):
-            job = self.query_one(JobsTable).cursor_job
-            if job is None:
-                return None
-            return (job.job_id or job.name, f"job {job.job_id or job.name}")
-        worker = self.query_one(WorkersTable).cursor_row
-        if worker is None:
-            return None
-        snapshot = self.snapshot
-        for job in snapshot.jobs if snapshot else ():
-            if worker.address in job.workers:
-                return (job.job_id or job.name, f"job {job.job_id or job.name} (worker {worker.name})")
-        if worker.job_id:
-            return (worker.job_id, f"job {worker.job_id} (worker {worker.name})")
-        return (worker.name, f"worker {worker.name}")
-
-    def action_retire(self) -> None:
-        target = self.selected_job_target()
-        if target is None:
-            self.notify("Select a worker or a job first.", severity="warning")
-            return
-        self.notify(f"Retiring {target[1]}: moving its data, then deleting it…", timeout=4)
-        self.post_message(RetireRequested(*target))
-
-    def action_job_log(self) -> None:
-        job = None
-        if isinstance(self.focused, JobsTable) or self.active_panel == "jobs":
-            job = self.query_one(JobsTable).cursor_job
-        else:
-            worker = self.query_one(WorkersTable).cursor_row
-            snapshot = self.snapshot
-            if worker is not None and snapshot is not None:
-                job = next((j for j in snapshot.jobs if worker.address in j.workers), None)
-        if job is None:
-            self.notify("Select a job (4 shows the jobs) to see its output.", severity="warning")
-            return
-        self.show_job_log(job)
-
-    def action_console_log(self, index: int = 0) -> None:
-        """Follow the keeper's log (or, with no keeper, this screen's own)."""
-        from naist_dask_tui.screens.log_tail import LogTailScreen
-
-        if not self.log_files:
-            self.notify("No log file here.", severity="warning")
-            return
-        title, path = self.log_files[min(index, len(self.log_files) - 1)]
-        self.app.push_screen(LogTailScreen(title, path))
-
-    def action_inquire(self, view: str) -> None:
-        """Open one of the views that say why (failures, slow tasks, worker events)."""
-        from naist_dask_tui.screens.inquiries import open_view
-
-        open_view(self, view)
 
     def on_compute_pane_run_started(self, message) -> None:
         self.run_started_at = time.time()  # the Failures view's "current run" (it bubbles on)
@@ -475,11 +468,3 @@ class MainScreen(ScalingActions, Screen[None]):
         from naist_dask_tui.screens.inquiries import open_job
 
         open_job(self, message.job)
-
-    def show_job_log(self, job: JobRow) -> None:
-        from naist_dask_tui.screens.log_tail import LogTailScreen
-
-        noun = "worker" if self.backend == "local" else "job"
-        self.app.push_screen(
-            LogTailScreen(f"{noun} {job.job_id or job.name}", job.log_path, backend=self.backend)
-        )

@@ -46,7 +46,7 @@ def test_a_run_survives_a_dropped_terminal_and_shows_on_reattach(tmp_path):
     try:
         first.start(*flags(tmp_path)[:3], "2", *flags(tmp_path)[4:], size=(100, 40))
         until(first, lambda: "workers 2" in " ".join(first.screen().split()), 120, "2 workers")
-        first.keys("5")
+        first.keys("6")
         until(first, lambda: "^r run" in first.screen(), 10, "the compute pane")
         first.literal("kept = 7")
         first.keys("C-r")
@@ -64,7 +64,7 @@ def test_a_run_survives_a_dropped_terminal_and_shows_on_reattach(tmp_path):
             what="the keeper to say run 2 is going")
         second.start("attach", size=(100, 40))
         until(second, lambda: "connected" in second.screen(), 60, "the second screen")
-        second.keys("5")
+        second.keys("6")
         until(second, lambda: "Out [2]" in second.screen(), 180, "run 2's result in the reattached pane")
         text = " ".join(second.screen().split())
         m = re.search(r"SUM (\S+) KEPT 7", text)

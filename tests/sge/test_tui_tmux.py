@@ -53,6 +53,12 @@ def worker_rows(screen: str) -> list[str]:
     return [line for line in screen.splitlines() if line.startswith("│job-")]
 
 
+def show_workers(t) -> None:
+    """The Workers panel (2): the Overview's graphs come first."""
+    until(t, lambda: "1 Overview" in t.screen(), 60, "the screen")
+    t.keys("2")
+
+
 @pytest.fixture
 def tmux(tmp_path):
     t = Tmux(tmp_path, "e2e")
@@ -63,6 +69,7 @@ def tmux(tmp_path):
 def test_keys_scale_to_two_and_back_then_q_quits_clean(tmux, tmp_path):
     tmux.start(*flags(tmp_path))
     until(tmux, lambda: "connected" in tmux.screen(), 60, "the console's first screen")
+    show_workers(tmux)
     before = {j.job_id for j in console_jobs()}
     tmux.keys("+")
     tmux.keys("+")
@@ -98,6 +105,7 @@ def test_detach_leaves_the_job_running_and_attach_comes_back_to_it(tmp_path, how
     second = Tmux(tmp_path, "second")
     try:
         first.start(*flags(tmp_path)[:3], "1", *flags(tmp_path)[4:])
+        show_workers(first)
         until(first, lambda: len(worker_rows(first.screen())) == 1, 90, "1 worker row")
         [job] = [j for j in console_jobs() if j.job_id not in before]
         if how == "d":
@@ -112,8 +120,9 @@ def test_detach_leaves_the_job_running_and_attach_comes_back_to_it(tmp_path, how
         assert ls.returncode == 0 and ls.stdout.splitlines()[1].split()[:2] == ["naist", "sge"], ls
         # naist-dask-tui again: the same cluster, the same job id on screen
         second.start()
+        show_workers(second)
         until(second, lambda: len(worker_rows(second.screen())) == 1, 60, "the worker, reattached")
-        second.keys("4")
+        second.keys("5")  # the Jobs panel
         until(second, lambda: job.job_id in second.screen(), 20, f"job {job.job_id} on screen")
         second.keys("d")
         until(second, lambda: "EXITED 0" in second.screen(), 30, "the second screen to detach")
@@ -129,6 +138,7 @@ def test_detach_leaves_the_job_running_and_attach_comes_back_to_it(tmp_path, how
 def test_ctrl_c_twice_quits_and_leaves_qstat_empty(tmux, tmp_path):
     before = {j.job_id for j in console_jobs()}
     tmux.start(*flags(tmp_path)[:3], "1", *flags(tmp_path)[4:])
+    show_workers(tmux)
     until(tmux, lambda: len(worker_rows(tmux.screen())) == 1, 90, "1 worker row")
     mine = [j for j in console_jobs() if j.job_id not in before]
     assert mine
@@ -146,8 +156,10 @@ def test_two_screens_on_one_cluster_see_each_others_keys(tmp_path):
     a, b = Tmux(tmp_path, "a"), Tmux(tmp_path, "b")
     try:
         a.start(*flags(tmp_path)[:3], "1", *flags(tmp_path)[4:], "--refresh-interval", "1")
+        show_workers(a)
         until(a, lambda: len(worker_rows(a.screen())) == 1, 90, "1 worker row")
         b.start("attach", "--refresh-interval", "1")
+        show_workers(b)
         until(b, lambda: len(worker_rows(b.screen())) == 1, 60, "the same worker in the second screen")
         until(b, lambda: "2 screens" in flat(b.screen()), 10, "the second screen counted")
         a.keys("+")

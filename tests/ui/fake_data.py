@@ -152,3 +152,39 @@ def vary(snapshot: ConsoleSnapshot, fraction: float, rng: random.Random, t: floa
         )
     cluster = replace(snapshot.cluster, time=t, workers=tuple(workers))
     return replace(snapshot, time=t, cluster=cluster)
+
+
+def overview_series(n_workers: int = 8, seconds: int = 300, t_end: float = T0) -> list[ConsoleSnapshot]:
+    """One snapshot a second for ``seconds``, deterministic: memory grows and starts to spill
+    half-way, CPU follows the work, tasks finish at a rate that steps up, the queue drains, and
+    one job pends for the first minute before it runs."""
+    out = []
+    finished = 0
+    total = 20_000
+    for k in range(seconds):
+        t = t_end - (seconds - 1 - k)
+        phase = k / max(1, seconds - 1)
+        workers = tuple(
+            make_worker(
+                i, t=t,
+                cpu=float(40 + 50 * phase + 10 * ((k + i) % 3)),
+                managed=int((0.5 + 5 * phase) * GiB),
+                unmanaged=int(0.8 * GiB),
+                memory=int((1.3 + 5 * phase) * GiB),
+                spilled=int(max(0.0, phase - 0.5) * 4 * GiB),
+                executing=4 if k < seconds - 20 or i == 0 else 0,
+            )
+            for i in range(n_workers if k >= 60 else n_workers - 1)
+        )
+        finished += 40 if k < seconds // 2 else 90
+        queued = max(0, total - finished - 64)
+        jobs = tuple(
+            JobRow(name=w.name, job_id=w.job_id, state=JobState.RUNNING, raw_state="r",
+                   queue="grid_short.q", host=w.host, slots=4, since=t_end - 400, workers=(w.address,))
+            for w in workers
+        ) + ((JobRow(name="ndtui-7", job_id="1007", state=JobState.PENDING, raw_state="qw"),) if k < 60 else ())
+        snap = make_snapshot(workers=workers, jobs=jobs, t=t)
+        tasks = TaskCounts(total=total, processing=min(64, total - finished), queued=queued,
+                           memory=finished, finished=finished)
+        out.append(replace(snap, cluster=replace(snap.cluster, tasks=tasks)))
+    return out

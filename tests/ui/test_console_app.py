@@ -39,6 +39,7 @@ async def test_sort_and_filter_keep_rows_and_cursor(local_controller):
     async with app.run_test(size=(120, 40)) as pilot:
         t = table(app)
         await wait_for(pilot, lambda: t.total_count == 3, what="3 workers")
+        await pilot.press("2")  # the Workers panel (the Overview comes first)
         names = [t.get_row(k).name for k in t.keys]
         assert names == sorted(names)
         # o cycles the sort column: name -> host; O reverses.
@@ -132,7 +133,7 @@ async def test_retire_selected_workers_job(local_controller):
     async with app.run_test(size=(120, 40)) as pilot:
         t = table(app)
         await wait_for(pilot, lambda: t.total_count == 2, what="2 workers")
-        await pilot.press("end")
+        await pilot.press("2", "end")
         leaving = t.cursor_key
         await pilot.press("r")
         await wait_for(pilot, lambda: local_controller.requested_jobs == 1, what="the retire")

@@ -111,6 +111,8 @@ def _keeper_family() -> tuple[registry.ClusterRecord, list[psutil.Process]]:
 def _start(terminal) -> tuple[int, registry.ClusterRecord, list[psutil.Process]]:
     terminal.start("--backend", "local", "--jobs", "1", "--cores", "1", "--memory", "1GB")
     pid = terminal.screen_pid()
+    _wait(lambda: "1 Overview" in terminal.screen(), 60, "the screen")
+    terminal.keys("2")  # the Workers panel (the Overview comes first)
     _wait(lambda: "local-0" in terminal.screen() and "running" in terminal.screen(), 60, "the worker row")
     record, family = _keeper_family()
     assert len(family) > 1, "the keeper and its worker process"
@@ -148,6 +150,8 @@ def test_a_killed_terminal_detaches_and_attach_comes_back(terminal, tmp_path):
     again = Terminal(tmp_path)
     try:
         again.start()
+        _wait(lambda: "1 Overview" in again.screen(), 60, "the screen")
+        again.keys("2")
         _wait(lambda: "local-0" in again.screen(), 60, "the same worker, reattached")
         assert "attached to your running cluster local" in again.screen()
         assert len(registry.clusters()) == 1

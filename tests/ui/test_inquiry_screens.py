@@ -37,7 +37,7 @@ async def test_ended_jobs_stay_listed_with_their_verdict_and_open_their_detail(l
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: app.snapshot and len([j for j in app.snapshot.jobs if j.workers]) == 2,
                        what="2 workers")
-        await pilot.press("4")
+        await pilot.press("5")  # the Jobs panel
         await pilot.press("minus")
         table = app.main.query_one(JobsTable)
         await wait_for(pilot, lambda: any(v.job.state is JobState.ENDED for v in table._rows.values()),

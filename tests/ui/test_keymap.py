@@ -68,7 +68,7 @@ async def test_rebound_keys_work_and_show_in_help_and_hint(local_controller):
     settings = replace(local_controller.settings, keys={"compute.run": "f9", "main.help": "h"})
     app = make_app(settings, local_controller)
     async with app.run_test(size=(100, 30)) as pilot:
-        await pilot.press("5")
+        await pilot.press("6")
         await pilot.pause(0.2)
         pane = app.main.query_one("ComputePane")
         assert "f9[/b] run" in pane._hint()

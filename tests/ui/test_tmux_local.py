@@ -49,7 +49,7 @@ def test_footer_at_80_columns_shows_the_keys_that_matter(tmux):
 
 
 def test_compute_pane_at_80x24_shows_editor_progress_and_output(tmux):
-    tmux.keys("5")
+    tmux.keys("6")
     until(tmux, lambda: "^r run" in tmux.screen(), 10, "the compute pane")
     tmux.literal('print("MARK", 6*7)')
     tmux.keys("C-r")
@@ -67,17 +67,17 @@ def test_compute_pane_at_80x24_shows_editor_progress_and_output(tmux):
     assert len(progress_lines) <= 3, screen
     # one key gives the output the whole screen, and back
     tmux.keys("C-o")
-    until(tmux, lambda: "1 Workers" not in tmux.screen() and "^r run" not in tmux.screen(), 10,
+    until(tmux, lambda: "2 Workers" not in tmux.screen() and "^r run" not in tmux.screen(), 10,
           "the output maximized (no tabs, no editor)")
     screen = tmux.screen()
     assert "MARK 42" in screen and "Out [2]" in screen
     tmux.keys("C-o")
-    until(tmux, lambda: "1 Workers" in tmux.screen() and "^r run" in tmux.screen(), 10, "back")
+    until(tmux, lambda: "2 Workers" in tmux.screen() and "^r run" in tmux.screen(), 10, "back")
 
 
 def test_documented_keys_work_from_where_they_are_documented(tmux):
-    tmux.keys("5")
-    until(tmux, lambda: "^r run" in tmux.screen(), 10, "the compute pane (5)")
+    tmux.keys("6")
+    until(tmux, lambda: "^r run" in tmux.screen(), 10, "the compute pane (6)")
     # in the editor: F-keys and ctrl keys, never typed as text
     tmux.keys("F8")
     until(tmux, lambda: "map_blocks(slow)" in tmux.screen(), 10, "f8: the slow snippet")
@@ -91,19 +91,22 @@ def test_documented_keys_work_from_where_they_are_documented(tmux):
     tmux.type("Escape", pause=0.5)
     until(tmux, lambda: "Compute panel" not in tmux.screen(), 10, "help closed")
     tmux.keys("C-PageDown")
-    until(tmux, lambda: "╭─ Workers" in tmux.screen(), 10, "ctrl+pagedown from the editor: the next panel")
+    until(tmux, lambda: "╭─ Overview" in tmux.screen(), 10, "ctrl+pagedown from the editor: the next panel (the first)")
     tmux.keys("C-PageUp")
     until(tmux, lambda: "╭─ Compute" in tmux.screen(), 10, "ctrl+pageup: back to compute")
     # esc leaves the editor; then the printable keys work again (a pause as a person makes:
     # escape and a key within a few ms is how a terminal sends alt+key)
     tmux.type("Escape", pause=0.5)
-    tmux.keys("4")
-    until(tmux, lambda: "╭─ Local workers" in tmux.screen(), 10, "esc, then 4: the jobs panel")
+    tmux.keys("5")
+    until(tmux, lambda: "╭─ Local workers" in tmux.screen(), 10, "esc, then 5: the jobs panel")
     tmux.keys("?")
     until(tmux, lambda: "Help: every key" in tmux.screen(), 10, "?: help")
     tmux.type("Escape", pause=0.5)
+    tmux.keys("2")
+    until(tmux, lambda: "╭─ Workers" in tmux.screen(), 10, "2: the workers panel")
     tmux.keys("1")
-    until(tmux, lambda: "╭─ Workers" in tmux.screen(), 10, "1: the workers panel")
+    until(tmux, lambda: "╭─ Overview" in tmux.screen() and "Tasks done" in tmux.screen(), 10,
+          "1: the overview, its graphs")
 
 
 def test_a_plain_xterms_keys_reach_the_bindings():
@@ -127,7 +130,7 @@ def test_a_plain_xterms_keys_reach_the_bindings():
 
 
 def test_a_printing_warning_and_failing_task_leaves_no_stray_text(tmux):
-    tmux.keys("5")
+    tmux.keys("6")
     until(tmux, lambda: "^r run" in tmux.screen(), 10, "the compute pane")
     # one line (typed newlines would be auto-indented by the editor)
     code = ("client.submit(lambda x: [print('STRAY-' + 'PRINT'), "
@@ -142,7 +145,7 @@ def test_a_printing_warning_and_failing_task_leaves_no_stray_text(tmux):
     assert "STRAY-PRINT" not in screen and "STRAY-WARN" not in screen, screen
     # the worker's log file has it, and l shows it
     tmux.type("Escape", pause=0.5)
-    tmux.keys("1")
+    tmux.keys("2")
     until(tmux, lambda: "╭─ Workers" in tmux.screen(), 10, "the workers panel")
     tmux.keys("l")
     until(tmux, lambda: "STRAY-WARN" in tmux.screen() and "Compute Failed" in tmux.screen(), 20,

@@ -65,6 +65,7 @@ async def test_rows_diffed_cursor_and_scroll_kept():
         await pilot.pause()
         t = app.main.workers_table
         assert t.total_count == 300
+        await pilot.press("2")
         t.focus()
         await pilot.press("pagedown", "pagedown", "down")
         key, scroll = t.cursor_key, t.scroll_offset.y
@@ -172,7 +173,7 @@ async def test_job_log_key_opens_the_selected_jobs_output(tmp_path):
     app = fixed_app()
     async with app.run_test(size=(120, 40)) as pilot:
         app.apply_snapshot(make_snapshot(3))
-        await pilot.press("4", "down", "l")
+        await pilot.press("5", "down", "l")
         await pilot.pause()
         assert isinstance(app.screen, LogTailScreen)
         assert app.screen.path == "/tmp/ndtui-1.o1001"
@@ -229,7 +230,7 @@ async def test_sort_arrow_on_narrow_columns_and_filter_says_which_field():
     )
     async with app.run_test(size=(120, 40)) as pilot:
         app.apply_snapshot(make_snapshot(workers=workers, backend="local"))
-        await pilot.pause()
+        await pilot.press("2")
         t = app.main.workers_table
         for key, label in (("threads", "Th▲"), ("executing", "Exe▲")):
             t.sort_by(key, reverse=False)

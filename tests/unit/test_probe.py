@@ -10,7 +10,7 @@ import pytest
 from distributed import Client, LocalCluster, wait
 
 from naist_dask_tui.core.probe import SchedulerProbe
-from naist_dask_tui.core.scheduler_plugin import HANDLER
+from naist_dask_tui.core.scheduler_plugin import HANDLER, ROW_WIDTH
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -66,7 +66,8 @@ def test_only_changed_rows_travel_and_unchanged_rows_are_reused(eight_workers):
     rpc = getattr(client.scheduler, HANDLER)
     client.sync(rpc, token="t", full=True)
     again = client.sync(rpc, token="t")
-    assert len(again["flat"]) < 8 * again["width"] and again["members"] is None
+    # (the workers' static fields travel only when the set of workers changes)
+    assert len(again["flat"]) < 8 * ROW_WIDTH and again["static"] is None
 
     second = probe.snapshot()
     assert second.changed is not None
@@ -136,3 +137,27 @@ def test_spilled_bytes_on_a_worker_with_a_tiny_memory_limit(tmp_path):
             assert w.memory_limit == 400_000_000
             assert snap.target_fraction == 0.1
             del futs
+
+
+def test_workers_joining_and_leaving_keep_rows_matched_to_their_workers():
+    # Rows name their worker by its index in the scheduler's list, which shifts when workers
+    # come and go: every row must still carry its own worker's name and address.
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
+    ) as cluster, Client(cluster) as client:
+        probe = SchedulerProbe(client)
+        assert probe.snapshot().n_workers == 2
+
+        def matches(n):
+            snap = probe.snapshot()
+            info = client.scheduler_info(n_workers=-1)["workers"]
+            if snap.n_workers != n or {w.address for w in snap.workers} != set(info):
+                return None
+            assert all(w.name == str(info[w.address]["name"]) for w in snap.workers)
+            return snap
+
+        cluster.scale(4)
+        wait_until(lambda: matches(4))
+        cluster.scale(1)
+        snap = wait_until(lambda: matches(1))
+        assert snap.changed is not None  # a changed set, not a full table again
