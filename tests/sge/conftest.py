@@ -11,12 +11,12 @@ from __future__ import annotations
 import os
 import subprocess
 import threading
-import time
 
 import pytest
 
 from naist_dask_tui.core import sge
 from naist_dask_tui.core.jobnames import console_job_name
+from tests.waiting import wait_until
 
 REQUIRED = os.environ.get("NAIST_DASK_TUI_REQUIRE_SGE") == "1"
 LAB_REQUIRED = os.environ.get("NAIST_DASK_TUI_REQUIRE_LAB") == "1"
@@ -44,14 +44,7 @@ def keeper_jobs() -> list:
 
 
 def wait_for(pred, timeout: float, interval: float = 0.5, what: str = "condition"):
-    end = time.time() + timeout
-    last = None
-    while time.time() < end:
-        last = pred()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
+    return wait_until(pred, timeout, interval, what)
 
 
 def spawn(cmd: list[str], cwd) -> tuple[subprocess.Popen, list[str]]:

@@ -77,9 +77,8 @@ def test_keys_scale_to_two_and_back_then_q_quits_clean(tmux, tmp_path):
     until(tmux, lambda: len(worker_rows(tmux.screen())) == 2, 90, "2 worker rows")
     mine = [j for j in console_jobs() if j.job_id not in before]
     assert len(mine) == 2 and all(j.state is JobState.RUNNING for j in mine)
-    screen = tmux.screen()
-    for job in mine:
-        assert job.job_id in screen, f"job {job.job_id} not on screen"
+    # a worker's job id comes with the next qstat reading after it connects
+    until(tmux, lambda: all(j.job_id in tmux.screen() for j in mine), 20, f"jobs {[j.job_id for j in mine]} on screen")
 
     tmux.keys("-")  # 2 -> 1: graceful, no question
     until(tmux, lambda: len(worker_rows(tmux.screen())) == 1, 60, "1 worker row")

@@ -15,19 +15,11 @@ from naist_dask_tui.core.cluster import ClusterController, ControllerError
 from naist_dask_tui.core.monitor import Monitor
 from naist_dask_tui.core.settings import load_settings
 from naist_dask_tui.core.snapshot import JobState
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(180)
 
 
-def wait_until(pred, timeout=60.0, interval=0.2, what="condition"):
-    end = time.time() + timeout
-    last = None
-    while time.time() < end:
-        last = pred()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out waiting for {what} (last {last!r})")
 
 
 def local_settings(tmp_path, **over):

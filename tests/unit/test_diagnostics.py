@@ -15,7 +15,7 @@ from naist_dask_tui.core.cluster import ClusterController
 from naist_dask_tui.core.monitor import Monitor
 from naist_dask_tui.core.settings import load_settings
 from naist_dask_tui.core.snapshot import JobState
-from tests.unit.test_controller_local import wait_until
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(240)
 
