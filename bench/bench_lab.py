@@ -303,7 +303,7 @@ def plugin_at_graph_size(shape: tuple[int, int, int]) -> dict:
     import dask.array as da
     from dask.utils import key_split
 
-    from naist_dask_tui.core.progress import make_progress_plugin
+    from naist_dask_tui.core.progress_plugin import ProgressPlugin
 
     x = da.random.random(shape, chunks=CHUNKS)
     y = da.random.random(shape, chunks=CHUNKS)
@@ -316,7 +316,7 @@ def plugin_at_graph_size(shape: tuple[int, int, int]) -> dict:
         prefix = prefixes.setdefault(name, SimpleNamespace(name=name))
         tasks[k] = SimpleNamespace(state="released", prefix=prefix)
     sched = SimpleNamespace(tasks=tasks, clients={"c": None}, handlers={})
-    plugin = make_progress_plugin()
+    plugin = ProgressPlugin()
     asyncio.run(plugin.start(sched))
     plugin.handle("begin", "run", "c")
     t0 = time.thread_time()

@@ -37,3 +37,12 @@ def test_quick_probe_prints_the_table_with_goals(tmp_path):
     assert all(any(v in line for v in ("met", "NOT met", "not measured")) for line in goal_lines)
     assert "ERROR" not in table
     assert out_json.exists()
+
+
+def test_the_lab_part_feeds_the_progress_plugin_a_small_graph_of_the_same_shape():
+    """bench_lab's in-process replay drives the real plugin (its import broke once unseen):
+    every key of the graph ends counted as done."""
+    from bench.bench_lab import plugin_at_graph_size
+
+    res = plugin_at_graph_size((200, 200, 10))
+    assert res["tasks"] > 20 and res["us_per_task"] > 0
