@@ -63,7 +63,7 @@ def test_a_job_at_its_walltime_is_said_killed_at_the_walltime(sge_settings):
     with ClusterController(sge_settings(jobs=1, walltime="00:00:20", lifetime="off")) as c:
         m = Monitor(c, sge_interval=0.5)
         wait_for(lambda: n_workers(m) == 1, 90, what="the worker")
-        (job,) = [j for j in m.poll().jobs if j.state is JobState.RUNNING]
+        (job,) = wait_for(lambda: [j for j in m.poll().jobs if j.state is JobState.RUNNING], 30, what="the job running")
         row = ended_with(m, job.job_id, "killed at the walltime", 120)
         assert row.state is JobState.GONE and "of h_rt 0:00:20" in row.reason, row.reason
         detail = c.postmortem(job.job_id)
@@ -77,7 +77,7 @@ def test_a_job_over_its_memory_is_said_killed_by_memory_with_maxvmem(sge_setting
     with ClusterController(sge_settings(jobs=1, memory="8GB", resource_spec="h_vmem=3G")) as c:
         m = Monitor(c, sge_interval=0.5)
         wait_for(lambda: n_workers(m) == 1, 90, what="the worker")
-        (job,) = [j for j in m.poll().jobs if j.state is JobState.RUNNING]
+        (job,) = wait_for(lambda: [j for j in m.poll().jobs if j.state is JobState.RUNNING], 30, what="the job running")
         c.client.submit(hold_memory, 1600 * 2**20, pure=False)
         row = ended_with(m, job.job_id, "killed by memory", 150)
         assert "maxvmem" in row.reason and row.reason.endswith("of 3G)"), row.reason
@@ -92,7 +92,9 @@ def test_a_job_deleted_from_outside_is_said_deleted_by_someone_else_through_a_ke
             m = c.make_monitor()
             wait_for(lambda: (s := m.poll()).cluster is not None and s.cluster.n_workers == 1, 90,
                      what="the worker")
-            (job,) = [j for j in m.poll().jobs if j.state is JobState.RUNNING]
+            # the keeper's job rows follow its next qstat reading
+            (job,) = wait_for(lambda: [j for j in m.poll().jobs if j.state is JobState.RUNNING], 30,
+                              what="the job running in the keeper's rows")
             sge.qdel([job.job_id])
             row = ended_with(m, job.job_id, "deleted by someone else", 90)
             assert row.state is JobState.GONE
