@@ -125,6 +125,10 @@ def runner_main(conn, address: str, client_dir: str | None, name: str, backend: 
                 history_path: str | None) -> None:
     """The runner process: serve the keeper's requests until it says stop or goes away."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s runner %(levelname)s: %(message)s")
+    # dask_jobqueue installs a SIGINT handler when first imported, which only a main thread may
+    # do: imported first by a run (each runs in a thread of its own), a pasted old script's
+    # `from dask_jobqueue import SGECluster` failed before the pane's guard could refuse it
+    import dask_jobqueue  # noqa: F401
     from distributed import Client
 
     from naist_dask_tui.core.compute import ComputeSession

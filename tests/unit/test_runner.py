@@ -64,6 +64,9 @@ def test_a_run_outlives_the_screen_that_started_it(keeper):
     assert check.value_repr == "((400,), True)", check
     assert s2.run("answer").value_repr == "42"  # a name defined before the detach
     assert [r.number for r in s2.status(since=0)["results"]] == [1, 2, 3, 4]
+    # a pasted old script's cluster is refused by the pane's guard, in the runner too
+    old = s2.run("from dask_jobqueue import SGECluster\ncluster2 = SGECluster(cores=1, memory='1GB')")
+    assert not old.ok and "is not started in the console" in old.error, old.error
     c2.close()
 
 
