@@ -159,7 +159,6 @@ def parse_qacct(text: str) -> list[Accounting]:
         exit_m = re.match(r"(-?\d+)", fields.get("exit_status", ""))
         category = fields.get("category", "")
         h_rt = _category_value(category, "h_rt")
-        h_vmem = next((v for v in map(lambda n: _category_value(category, n), MEMORY_LIMITS) if v), None)
         records.append(Accounting(
             job_id=fields["jobnumber"],
             exit_status=int(exit_m.group(1)) if exit_m else None,
@@ -172,7 +171,7 @@ def parse_qacct(text: str) -> list[Accounting]:
             maxvmem=parse_size(fields.get("maxvmem")),
             cpu=parse_seconds(fields.get("cpu")),
             h_rt=parse_seconds(h_rt) if h_rt else None,
-            h_vmem=parse_size(h_vmem) if h_vmem else None,
+            h_vmem=_memory_request(category),
             category=category,
         ))
     return records
@@ -246,10 +245,9 @@ class AccountingReader:
         with self._cond:
             while not self._stopped:
                 if self._queue:
-                    due = min(item[0] for item in self._queue)
-                    wait = due - time.monotonic()
+                    item = min(self._queue)  # the soonest due
+                    wait = item[0] - time.monotonic()
                     if wait <= 0:
-                        item = min(self._queue)
                         self._queue.remove(item)
                         return item[1], item[2]
                     self._cond.wait(wait)
@@ -292,12 +290,12 @@ class AccountingReader:
             logger.exception("accounting callback failed")
 
 
+def _memory_request(category: str) -> float | None:
+    """The first memory limit (``MEMORY_LIMITS`` order) among a job's ``-l`` resources, in bytes."""
+    value = next((v for v in (_category_value(category, n) for n in MEMORY_LIMITS) if v), None)
+    return parse_size(value) if value else None
+
+
 def memory_limit(resource_spec: str | None) -> float | None:
     """The memory limit a job asks SGE for in its ``-l`` resources (bytes), if any."""
-    if not resource_spec:
-        return None
-    for name in MEMORY_LIMITS:
-        value = _category_value(f"-l {resource_spec}", name)
-        if value:
-            return parse_size(value)
-    return None
+    return _memory_request(f"-l {resource_spec}") if resource_spec else None

@@ -115,10 +115,8 @@ class Backend:
     # helpers of the owned backends
     def _check_start_request(self, s) -> None:
         """The start's own request against max_jobs, before anything is submitted."""
-        if s.adapt_min is not None or s.adapt_max is not None:
-            lo = s.adapt_min or 0
-            hi = s.adapt_max if s.adapt_max is not None else max(lo, s.jobs)
-            self.c.limits.check(hi, f"adaptive maximum, from {s.origin_of('adapt_max')}")
+        if s.adapt_bounds is not None:
+            self.c.limits.check(s.adapt_bounds[1], f"adaptive maximum, from {s.origin_of('adapt_max')}")
         else:
             self.c.limits.check(s.jobs, f"from {s.origin_of('jobs')}")
 

@@ -92,9 +92,8 @@ class ClusterController:
         install(self.client)  # failed tasks and worker events, recorded from the start
         s = self.settings
         if self._backend.scalable:
-            if s.adapt_min is not None or s.adapt_max is not None:
-                lo = s.adapt_min or 0
-                self.adapt(lo, s.adapt_max if s.adapt_max is not None else max(lo, s.jobs))
+            if s.adapt_bounds is not None:
+                self.adapt(*s.adapt_bounds)
             else:
                 self.scale(s.jobs)
 

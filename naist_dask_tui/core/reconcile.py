@@ -239,7 +239,7 @@ def _gone(ledger: Ledger, gone: list[JobRecord], now: float, policy: Policy, fx:
         if policy.adaptive:
             fx.stop_adaptive = True
             fx.notices.append("adaptive scaling stopped: jobs fail to start (see above)")
-    stop_replacing = ledger.failed_starts >= FAILED_STARTS_LIMIT
+    stop_replacing = failed_starts_blocked(ledger)
     if gone and (failed or stop_replacing):
         fx.notices.append(
             f"{ledger.failed_starts} job(s) in a row ended before any of their workers connected: "

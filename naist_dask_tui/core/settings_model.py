@@ -219,6 +219,14 @@ class Settings:
     def adaptive(self) -> bool:
         return self.adapt_min is not None or self.adapt_max is not None
 
+    @property
+    def adapt_bounds(self) -> tuple[int, int] | None:
+        """(minimum, maximum) jobs of adaptive scaling at start; None when it is off."""
+        if not self.adaptive:
+            return None
+        lo = self.adapt_min or 0
+        return lo, (self.adapt_max if self.adapt_max is not None else max(lo, self.jobs))
+
     def resolved_backend(self, which: Callable[[str], str | None] = shutil.which) -> str:
         """"attach" if an address is set, else "sge" or "local" (auto: sge when qsub exists)."""
         if self.attach:

@@ -61,9 +61,8 @@ def confirm_start(
 
     preflight.require_ready(settings)  # a bad queue or interface is said before any question
     lim = limits.resolve(settings, "sge")
-    if settings.adaptive:
-        hi = settings.adapt_max if settings.adapt_max is not None else max(settings.adapt_min or 0, settings.jobs)
-        lim.check(hi, f"adaptive maximum, from {settings.origin_of('adapt_max')}")
+    if settings.adapt_bounds is not None:
+        lim.check(settings.adapt_bounds[1], f"adaptive maximum, from {settings.origin_of('adapt_max')}")
         return settings
     lim.check(settings.jobs, f"from {settings.origin_of('jobs')}")
 
