@@ -9,7 +9,6 @@ nodes) when the job leaves the queue, says it in words, and does not submit the 
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
 
@@ -17,7 +16,6 @@ MARK = "naist-dask-tui: worker interface"
 _MISSING = re.compile(
     re.escape(MARK) + r" (?P<nic>\S+) does not exist on (?P<host>\S+); it has: (?P<has>[^\n]*)"
 )
-TAIL_BYTES = 8192
 
 
 def interface_prologue(interface: str) -> str:
@@ -31,19 +29,6 @@ def interface_prologue(interface: str) -> str:
         f"[ -e /sys/class/net/{nic} ] || {{ echo \"{MARK} {said} does not exist on $(hostname); "
         f"it has: $(ls /sys/class/net | tr '\\n' ' ')\" >&2; exit 3; }}"
     )
-
-
-def read_tail(path: str | None, nbytes: int = TAIL_BYTES) -> str | None:
-    """The end of a job's output file; None when there is none (the job never ran)."""
-    if not path:
-        return None
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            f.seek(max(0, f.tell() - nbytes))
-            return f.read().decode("utf-8", "replace")
-    except OSError:
-        return None
 
 
 # What a worker's output says when it cannot start or cannot reach the scheduler, most

@@ -6,7 +6,7 @@ import subprocess
 
 import psutil
 
-from naist_dask_tui.core.nodecheck import interface_prologue, read_tail, start_failure
+from naist_dask_tui.core.nodecheck import interface_prologue, start_failure
 
 
 def run_prologue(nic: str) -> subprocess.CompletedProcess:
@@ -38,12 +38,8 @@ def test_an_odd_interface_name_stays_one_shell_word():
     assert subprocess.run(["test", "-e", "/tmp/ndtui-should-not-exist"]).returncode == 1
 
 
-def test_other_start_failures_are_the_end_of_the_output(tmp_path):
-    log = tmp_path / "job.o12"
-    assert read_tail(str(log)) is None  # no output file: the job never ran
-    log.write_text("a\n\n/venv/bin/python: No such file or directory\n")
-    text = read_tail(str(log))
+def test_other_start_failures_are_the_end_of_the_output():
+    # (an output file's tail is read by postmortem.read_tail_lines, tested in test_postmortem)
+    text = "a\n\n/venv/bin/python: No such file or directory\n"
     assert start_failure(text) == "its output ends with: a | /venv/bin/python: No such file or directory"
     assert start_failure("\n") == "its output file is empty"
-    log.write_bytes(b"x" * 20000 + b"\nlast line\n")
-    assert len(read_tail(str(log))) == 8192 and read_tail(str(log)).endswith("last line\n")
