@@ -27,13 +27,17 @@ class SelectionActions:
         worker = self.query_one(WorkersTable).cursor_row
         if worker is None:
             return None
-        snapshot = self.snapshot
-        for job in snapshot.jobs if snapshot else ():
-            if worker.address in job.workers:
-                return (job.job_id or job.name, f"job {job.job_id or job.name} (worker {worker.name})")
+        job = self._job_of(worker)
+        if job is not None:
+            return (job.job_id or job.name, f"job {job.job_id or job.name} (worker {worker.name})")
         if worker.job_id:
             return (worker.job_id, f"job {worker.job_id} (worker {worker.name})")
         return (worker.name, f"worker {worker.name}")
+
+    def _job_of(self, worker) -> JobRow | None:
+        """The job whose workers include ``worker``, in the latest snapshot."""
+        snapshot = self.snapshot
+        return next((j for j in snapshot.jobs if worker.address in j.workers), None) if snapshot else None
 
     def action_retire(self) -> None:
         target = self.selected_job_target()
@@ -49,9 +53,8 @@ class SelectionActions:
             job = self.query_one(JobsTable).cursor_job
         else:
             worker = self.query_one(WorkersTable).cursor_row
-            snapshot = self.snapshot
-            if worker is not None and snapshot is not None:
-                job = next((j for j in snapshot.jobs if worker.address in j.workers), None)
+            if worker is not None:
+                job = self._job_of(worker)
         if job is None:
             self.notify("Select a job (5 shows the jobs) to see its output.", severity="warning")
             return

@@ -315,7 +315,17 @@ class ComputePane(Vertical):
             self._progress_timer = None
 
     def action_cancel(self) -> None:
-        if self.running and self.session is not None and self.session.cancel():
+        if self.running and self.session is not None:
+            self._cancel()
+
+    @work(thread=True, exclusive=True, group="compute-cancel", exit_on_error=False)
+    def _cancel(self) -> None:
+        # off the UI thread: through a keeper this is a control call to its runner
+        if self.session is not None and self.session.cancel():
+            self.app.call_from_thread(self._cancelling)
+
+    def _cancelling(self) -> None:
+        if self.running:  # (the run may have ended meanwhile)
             self.query_one("#compute-hint", Static).update("cancelling…")
 
     def action_history(self, step: int) -> None:

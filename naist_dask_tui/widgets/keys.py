@@ -45,9 +45,7 @@ def is_printable(key: str) -> bool:
 def typed_not_run(screen: Any, binding: Binding) -> bool:
     """True when the focused widget takes ``binding``'s keys as text (an editor or an
     input): the binding cannot run from there, so the footer does not offer it."""
-    from textual.widgets import Input, TextArea
-
-    if not isinstance(screen.focused, (TextArea, Input)):
+    if not _typing(screen):
         return False
     keys = keymap_of(screen.app).get(binding.id or "", binding.key)
     return all(is_printable(k) for k in keys.split(","))

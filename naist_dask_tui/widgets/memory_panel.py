@@ -70,8 +70,7 @@ class MemoryPanel(Vertical):
             f"limit     {fmt_bytes(limit):>7}   ({pct})"
         )
         summary = self.query_one("#memory-summary", Static)
-        if getattr(summary, "_last", None) != text:
-            summary._last = text  # type: ignore[attr-defined]
+        if summary.content != text:  # (Static.content: what it was last given)
             summary.update(text)
         self.query_one(StackBar).set_parts(cluster.managed, cluster.unmanaged, limit)
         spark = self.query_one("#memory-spark", Spark)

@@ -70,8 +70,7 @@ class OverviewPanel(Vertical):
         others = " / ".join(n for n, _ in WINDOWS if n != name)
         header = self.query_one("#overview-header", Static)
         text = f"window: {name} (w: {others})"
-        if getattr(header, "_last", None) != text:
-            header._last = text  # type: ignore[attr-defined]
+        if header.content != text:  # (Static.content: what it was last given)
             header.update(text)
         w = history.window(seconds)
         version = (history.version, self.window_index)

@@ -78,14 +78,12 @@ class SpillPanel(Vertical):
             f"local_directory: {escape(directory or '(worker default)')}"
         )
         summary = self.query_one("#spill-summary", Static)
-        if getattr(summary, "_last", None) != text:
-            summary._last = text  # type: ignore[attr-defined]
+        if summary.content != text:  # (Static.content: what it was last given)
             summary.update(text)
         advice = heavy_spill_advice(cluster.spilled, cluster.memory_limit, rate, directory)
         warning = self.query_one("#spill-warning", Static)
         warning.display = advice is not None
-        if advice and getattr(warning, "_last", None) != advice:
-            warning._last = advice  # type: ignore[attr-defined]
+        if advice and warning.content != escape(advice):
             warning.update(escape(advice))
         self.query_one("#spill-spark", Spark).data = history.rates
         self.query_one(SpillTable).set_rows(spilling)

@@ -139,6 +139,5 @@ class WorkersView:
         self._shown = key
         self.groups.set_rows(group_workers(workers, self.view))
         text = outlier_text(outliers(workers), len(workers))
-        if getattr(self.box, "_last", None) != text:
-            self.box._last = text  # type: ignore[attr-defined]
+        if self.box.content != text:  # (Static.content: what it was last given)
             self.box.update(text)
