@@ -381,7 +381,7 @@ class Keeper:
     def _act_delete_job(self, job: str) -> None:
         logger.info("delete job %s (asked by a client)", job)
         self.controller.delete_job(str(job))
-        self._after_change()
+        self._publish()
 
     def _act_detach(self, token: str | None = None) -> None:
         if token:

@@ -292,5 +292,11 @@ def test_ended_jobs_their_post_mortems_and_the_failures_reach_a_screen(keeper):
         wait_until(lambda: all(f.status == "error" for f in futures), what="the failures")
         groups = wait_until(lambda: c.diagnostics.failures(), what="the failure groups")
         assert sorted((g.message, g.count) for g in groups) == [("no good: 0", 5), ("no good: 1", 5)]
+        # x in a job's detail, through the keeper: the job is deleted and said so
+        survivor = snap.jobs[0].name
+        c.delete_job(survivor)
+        wait_until(lambda: [j for j in m.poll().ended
+                            if j.name == survivor and j.reason == "deleted by the console (deleted from the screen)"],
+                   what="the deleted job among the ended")
     finally:
         c.close()
