@@ -192,7 +192,7 @@ def _start_or_attach(args: argparse.Namespace, settings: Settings) -> int:
         record = records[0] if len(records) == 1 else choose(records, sys.stdin.isatty())
         ignored = sorted(k for k in cli_overrides(args) if k not in _SCREEN_ONLY)
         if ignored:
-            flags = ", ".join("--" + k.replace("_", "-") for k in ignored)
+            flags = ", ".join(dict.fromkeys(SETTINGS[k].flag_name(k) for k in ignored))  # as typed
             note = (f"cluster {record.name} was already running: attached to it, so {flags} "
                     "did not apply (--new starts another cluster with them)")
         else:

@@ -91,23 +91,3 @@ class ClusterControl(Protocol):
 
     def log_files(self) -> list[tuple[str, str]]:
         """(title, path) of the logs behind this cluster (the keeper's), for the log view."""
-
-
-@runtime_checkable
-class JobInquiry(Protocol):
-    """Why jobs, workers and tasks fail (issue 10): the controllers of this process and of a
-    keeper both offer it; a screen without it shows only what the snapshot carries."""
-
-    @property
-    def diagnostics(self) -> Any:
-        """A :class:`~naist_dask_tui.core.diagnostics.Diagnostics` (failures, slow tasks,
-        call stacks, worker events)."""
-
-    def postmortem(self, job: str) -> dict[str, Any]:
-        """One job (live or ended) as plain values: its record, SGE's last word, its output's
-        last lines, its accounting and verdict."""
-
-    def delete_job(self, job: str) -> None: ...
-
-    def clear_job_error(self, job: str) -> str:
-        """``qmod -cj`` of an error (Eqw) job."""
