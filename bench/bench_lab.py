@@ -331,7 +331,7 @@ def plugin_at_graph_size(shape: tuple[int, int, int]) -> dict:
     counts = plugin.handle("end", "run", "c")
     done = sum(row[2] for row in counts["groups"])
     assert done == len(keys), (done, len(keys))
-    return {"tasks": len(keys), "update_graph_s": t_graph, "transitions_s": t_transitions,
+    return {"tasks": len(keys), "done": done, "update_graph_s": t_graph, "transitions_s": t_transitions,
             "us_per_task": 1e6 * (t_graph + t_transitions) / len(keys)}
 
 

@@ -58,6 +58,8 @@ async def test_ended_jobs_stay_listed_with_their_verdict_and_open_their_detail(l
         summary = str(screen.query_one("#job-summary").render())
         assert "verdict: stopped by the console (scale-down)" in summary, summary
         await pilot.press("x")  # an ended job: nothing to delete
+        await pilot.pause()
+        assert app.screen is screen, app.screen  # no delete question for it
         await pilot.press("escape")
         assert not isinstance(app.screen, JobDetailScreen)
 

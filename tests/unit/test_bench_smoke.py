@@ -45,4 +45,4 @@ def test_the_lab_part_feeds_the_progress_plugin_a_small_graph_of_the_same_shape(
     from bench.bench_lab import plugin_at_graph_size
 
     res = plugin_at_graph_size((200, 200, 10))
-    assert res["tasks"] > 20 and res["us_per_task"] > 0
+    assert res["tasks"] > 20 and res["done"] == res["tasks"] and res["us_per_task"] > 0
