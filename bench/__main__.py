@@ -38,7 +38,7 @@ ALIASES = {"scale": "scale_sge", "sge": "scale_sge", "key": "keys", "mem": "memo
 LIMITS = {
     "probe": (420, 120), "refresh": (240, 120), "compute": (600, 150), "startup": (180, 90),
     "memory": (240, 90), "scale_sge": (300, 120), "keys": (120, 60), "keeper": (300, 90),
-    "overview": (120, 60), "lab": (300, 120), "tls": (120, 60),
+    "overview": (120, 60), "lab": (300, 120), "tls": (300, 120),
 }
 
 

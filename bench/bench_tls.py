@@ -8,11 +8,18 @@
    (40 MB numpy arrays, as chunks move between workers), CPU per small message round trip (as
    the scheduler and workers talk), and the cipher negotiated. Beside them, the cipher's own
    speed (AES-256-GCM and AES-128-GCM over 16 KB records, ``cryptography``).
-2. **On SGE** (``--sge``, ~4 min; at most 2 one-core jobs at a time, every job deleted): the
+2. **Root fusion** (always; ~1 min): the lab's computation at its own chunking on a
+   LocalCluster of 2 one-thread worker processes, TCP and TLS (the console's credentials), each
+   with dask's graph as it is and with the console's root fusion (``core/rootfuse.py``: ``x_i``
+   and ``y_i`` made in the task that adds them), alternated. Wall time and MB copied between
+   workers per run: what TLS costs the computation before and after. Beside it, the fusion
+   pass's own cost (it runs in the scheduler) on the lab's 150,000-task graph.
+3. **On SGE** (``--sge``, ~4 min; at most 2 one-core jobs at a time, every job deleted): the
    lab's computation at its own chunking, ``(6000, 6000, 10)`` in ``(1000, 1000, 5)``, on 2
    one-core jobs started with plain dask-jobqueue, alternated: no TLS, ``Security.temporary()``
-   (RSA), the console's credentials (EC), and EC with the console's progress plugin and probe
-   on (what the console's compute pane runs). Wall time of each run, and the ratios per round.
+   (RSA), the console's credentials (EC), and EC with the console's progress plugin, probe and
+   root fusion on (what the console's compute pane runs with its defaults). Wall time of each
+   run, and the ratios per round.
 """
 
 from __future__ import annotations
@@ -129,6 +136,73 @@ def comm_layer(report: Report, rounds: int, n_big: int, n_small: int) -> dict:
     return results
 
 
+def _moved_mb(client) -> float:
+    return sum(client.run(lambda dask_worker: dask_worker.transfer_outgoing_bytes_total).values()) / 1e6
+
+
+def root_fusion(report: Report, rounds: int, shape: tuple, graph_shape: tuple) -> None:
+    """The lab's computation over TCP and TLS, with and without root fusion, alternated."""
+    import dask.array as da
+    from distributed import Client, LocalCluster
+
+    from naist_dask_tui.core import rootfuse
+
+    chunks = (1000, 1000, 5)
+
+    def lab():
+        x = da.random.random(shape, chunks=chunks)
+        y = da.random.random(shape, chunks=chunks)
+        return (da.arcsin(x) + da.arccos(y)).sum(axis=(1, 2))
+
+    runs: dict[tuple[str, bool], list[tuple[float, float]]] = {}
+    for kind in ("tcp", "tls-ec"):
+        sec = _security(kind)
+        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                          protocol="tcp://" if sec is None else "tls://", security=sec) as cluster, \
+                Client(cluster, security=sec) as client:
+            lab().compute()  # warm: imports, connections between the workers
+            for r in range(rounds):
+                for fused in ((False, True) if r % 2 == 0 else (True, False)):
+                    mb0, t0 = _moved_mb(client), time.perf_counter()
+                    with rootfuse.enabled(fused):
+                        lab().compute()
+                    took, moved = time.perf_counter() - t0, _moved_mb(client) - mb0
+                    runs.setdefault((kind, fused), []).append((took, moved))
+                    log(PART, f"lab {kind:<6} {'fused' if fused else 'plain':<5} {took:5.2f} s, {moved:6.0f} MB copied")
+    med = {k: median(t for t, _ in v) for k, v in runs.items()}
+    for (kind, fused), v in runs.items():
+        report.add(f"lab {shape}, 2 workers, {kind}, {'root fusion' if fused else 'dask as is'}", med[kind, fused],
+                   "s", "runs " + ", ".join(f"{t:.2f}" for t, _ in v) + "; MB copied "
+                   + ", ".join(f"{m:.0f}" for _, m in v))
+    before = med["tls-ec", False] / med["tcp", False]
+    after = med["tls-ec", True] / med["tcp", True]
+    report.add("  TLS / TCP, dask as is -> with root fusion", after, "",
+               f"before {fmt(before)}; TLS with fusion / TLS as is {fmt(med['tls-ec', True] / med['tls-ec', False])}")
+    copied = max(m for _, m in runs["tls-ec", True])
+    report.goal("root fusion: the lab's computation copies no chunk between workers", copied < 1,
+                f"{fmt(copied)} MB at most per run (as is: "
+                + ", ".join(f"{m:.0f}" for _, m in runs["tls-ec", False]) + " MB)")
+    report.goal("TLS's price on the lab's computation cut: TLS/TCP with fusion < without", after < before,
+                f"{fmt(before)} -> {fmt(after)} (medians of {rounds})")
+
+    x = da.random.random(graph_shape, chunks=(100, 100, 5))
+    y = da.random.random(graph_shape, chunks=(100, 100, 5))
+    result = (da.arcsin(x) + da.arccos(y)).sum(axis=(1, 2))
+    keys = result.__dask_keys__()
+    times, fused_times = [], []
+    for _ in range(3):
+        c0 = time.process_time()
+        graph = dict(da.optimization.optimize(result.__dask_graph__(), keys))
+        times.append(time.process_time() - c0)
+        c0 = time.process_time()
+        fused, count = rootfuse.fuse_roots(graph, keys)
+        fused_times.append(time.process_time() - c0)
+    per_task = 1e6 * median(fused_times) / len(graph)
+    report.add(f"root fusion pass, {len(graph):,}-task graph {graph_shape}", per_task, "us/task",
+               f"{fmt(median(fused_times))} s, in the scheduler; dask's own optimize {fmt(median(times))} s; "
+               f"{count:,} tasks fused, {len(graph) - len(fused):,} fewer tasks")
+
+
 def on_sge(report: Report, rounds: int) -> None:
     """The lab's computation on 2 one-core SGE jobs: no TLS, RSA (dask-jobqueue), EC + console."""
     import shutil
@@ -142,6 +216,7 @@ def on_sge(report: Report, rounds: int) -> None:
     from dask_jobqueue import SGECluster
     from distributed import Client
 
+    from naist_dask_tui.core import rootfuse
     from naist_dask_tui.core.compute import ComputeSession, lab_snippet
     from naist_dask_tui.core.probe import SchedulerProbe
 
@@ -168,7 +243,8 @@ def on_sge(report: Report, rounds: int) -> None:
                 probe = SchedulerProbe(client)
                 probe.install()
                 t0 = time.perf_counter()
-                result = session.run(lab_snippet(True, shape=shape))
+                with rootfuse.enabled():  # as the console's runner, by default
+                    result = session.run(lab_snippet(True, shape=shape))
                 took = time.perf_counter() - t0
                 probe.snapshot()
                 assert result.ok, result.error

@@ -16,3 +16,17 @@ def _isolated_xdg(tmp_path_factory, monkeypatch):
     for var in [v for v in __import__("os").environ
                 if v.startswith("NAIST_DASK_TUI_") and not v.startswith("NAIST_DASK_TUI_REQUIRE_")]:
         monkeypatch.delenv(var)
+
+
+@pytest.fixture(autouse=True)
+def _dask_array_optimize_restored():
+    """``connect()`` turns root fusion on for the whole process (as it should for a user's
+    script): put dask's own optimization back after each test."""
+    import dask
+
+    before = dask.config.config.get("array_optimize", None)
+    yield
+    if before is None:
+        dask.config.config.pop("array_optimize", None)
+    else:
+        dask.config.config["array_optimize"] = before

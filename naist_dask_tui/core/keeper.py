@@ -146,7 +146,7 @@ class Keeper:
         c = self.controller
         client_dir = str(self.directory) if c.credentials is not None else None
         self.runner = Runner(c.scheduler_address, client_dir, self.name, c.backend,
-                             notify=c.notices.append)
+                             notify=c.notices.append, fuse_roots=bool(self.settings.fuse_roots))
         # Started now, in the background: the first run from a screen does not wait for it,
         # and the cluster is "running" for its screens meanwhile.
         threading.Thread(target=self._start_runner, name="ndtui-runner-start", daemon=True).start()

@@ -377,13 +377,18 @@ class RemoteMonitor:
         )
 
 
-def connect(name: str | None = None, **client_kwargs: Any):
+def connect(name: str | None = None, *, fuse_roots: bool = True, **client_kwargs: Any):
     """A ``distributed.Client`` connected to one of your running clusters (see ``ls``).
 
     With no name: your only running cluster on this host (an error naming them when there are
     several). Uses the cluster's client credentials (TLS); a cluster stays up while a client
-    runs tasks on it."""
+    runs tasks on it. Unless ``fuse_roots=False``, this process's dask.array graphs from now on
+    make each chunk in the task that uses it, as the compute pane's do (core/rootfuse.py)."""
     record = pick(name)
+    if fuse_roots:
+        from naist_dask_tui.core import rootfuse
+
+        rootfuse.enable()
     client_kwargs.setdefault("timeout", CONNECT_TIMEOUT)
     from distributed import Client
 

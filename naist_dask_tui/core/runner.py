@@ -122,7 +122,7 @@ class _RunnerHandle:
 
 
 def runner_main(conn, address: str, client_dir: str | None, name: str, backend: str,
-                history_path: str | None) -> None:
+                history_path: str | None, fuse_roots: bool = True) -> None:
     """The runner process: serve the keeper's requests until it says stop or goes away."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s runner %(levelname)s: %(message)s")
     # dask_jobqueue installs a SIGINT handler when first imported, which only a main thread may
@@ -134,6 +134,10 @@ def runner_main(conn, address: str, client_dir: str | None, name: str, backend: 
     from naist_dask_tui.core.compute import ComputeSession
     from naist_dask_tui.core.history_store import HistoryStore
 
+    if fuse_roots:  # every run's dask.array graphs: chunks made where they are used
+        from naist_dask_tui.core import rootfuse
+
+        rootfuse.enable()
     security = None
     if client_dir:
         from pathlib import Path
@@ -228,8 +232,9 @@ class Runner:
     started again after it died. Thread-safe: one request at a time."""
 
     def __init__(self, address: str, client_dir: str | None, name: str, backend: str,
-                 history_path: str | None = None, notify=None) -> None:
+                 history_path: str | None = None, notify=None, fuse_roots: bool = True) -> None:
         self.address = address
+        self.fuse_roots = fuse_roots
         self.client_dir = client_dir
         self.name = name
         self.backend = backend
@@ -259,7 +264,8 @@ class Runner:
             parent, child = ctx.Pipe()
             proc = ctx.Process(
                 target=runner_main,
-                args=(child, self.address, self.client_dir, self.name, self.backend, self.history_path),
+                args=(child, self.address, self.client_dir, self.name, self.backend, self.history_path,
+                      self.fuse_roots),
                 name=f"ndtui-runner-{self.name}",
                 daemon=True,  # ends with the keeper
             )

@@ -113,6 +113,14 @@ class Settings:
         flag=Flag("--no-tls", action="store_false",
                   help="SGE: plain TCP between scheduler and workers (default: TLS with mutual authentication)"),
         sge_only=True)
+    # dask's own fuse_roots no longer fuses task-spec graphs: chunks are copied between workers
+    fuse_roots: bool = setting(
+        True, convert.yes_no,
+        "compute pane: make each chunk in the task that uses it (x_i and y_i of x + y), not on "
+        "another worker and copied",
+        flag=Flag("--no-fuse-roots", action="store_false",
+                  help="compute pane: leave dask.array's graphs as dask optimizes them (default: fuse each "
+                       "task's root chunks into it, so they are not copied between workers)"))
     idle_timeout: str = setting(
         "20m", convert.idle_timeout,
         "stop the cluster and delete its jobs after this long with no screen attached, no computation "

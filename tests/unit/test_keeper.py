@@ -159,6 +159,15 @@ def test_client_credentials_are_private_and_required(keeper):
     with connect(keeper.name, set_as_default=False) as client:
         client.wait_for_workers(1, timeout=60)
         assert client.submit(sum, [1, 2, 3]).result(timeout=30) == 6
+        # and the script's dask.array graphs make their chunks where they are used, as the pane's
+        import dask
+        import dask.array as da
+
+        from naist_dask_tui.core import rootfuse
+
+        assert dask.config.get("array_optimize") is rootfuse.optimize
+        x, y = da.ones((40, 40), chunks=10), da.zeros((40, 40), chunks=10)
+        assert client.compute((x + y).sum()).result(timeout=30) == 1600
 
 
 def test_env_lines_make_an_unchanged_client_connect(keeper, tmp_path):

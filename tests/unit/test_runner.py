@@ -26,13 +26,19 @@ SEEDED = (
 
 
 
-@pytest.fixture
-def keeper(tmp_path):
+def started_keeper(tmp_path, **settings) -> Keeper:
     s = load_settings(dict(backend="local", jobs=2, cores=1, memory="700MB", refresh_interval=0.3,
-                           local_directory=str(tmp_path), idle_timeout="off"), env={}, dask_config={})
+                           local_directory=str(tmp_path), idle_timeout="off", **settings),
+                      env={}, dask_config={})
     k = Keeper(s, registry.claim(None, "local"))
     k.start()
     wait_until(lambda: k.runner.alive(), 120, what="the runner")
+    return k
+
+
+@pytest.fixture
+def keeper(tmp_path):
+    k = started_keeper(tmp_path)
     try:
         yield k
     finally:
@@ -130,3 +136,32 @@ def test_a_stop_cancels_the_running_computation_first(keeper, caplog):
     import psutil
 
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+TWO_ARRAYS = (
+    "rng = da.random.default_rng(7)\n"
+    "x = rng.random((400, 400, 4), chunks=(100, 100, 2))\n"
+    "y = rng.random((400, 400, 4), chunks=(100, 100, 2))\n"
+    "(da.arcsin(x) + da.arccos(y)).sum(axis=(1, 2))\n"
+)
+
+
+@pytest.mark.parametrize("fuse", [True, False], ids=["default", "no-fuse-roots"])
+def test_runs_make_each_chunk_in_the_task_that_uses_it(tmp_path, fuse):
+    """By default the runner fuses x_i and y_i into the task that adds them (no chunk is made on
+    one worker for another); ``fuse_roots = false`` leaves dask's graph as it is."""
+    k = started_keeper(tmp_path, **({} if fuse else {"fuse_roots": False}))
+    try:
+        c, s = screen(k)
+        result = s.run(TWO_ARRAYS)
+        assert result.ok, result.error
+        prefixes = set(k.controller.cluster.scheduler.task_prefixes)
+        assert "sum" in prefixes
+        assert ("random" in prefixes) is not fuse, prefixes
+        check = s.run("bool(np.allclose(_, (np.arcsin(x.compute()) + np.arccos(y.compute()))"
+                      ".sum(axis=(1, 2))))")
+        assert check.value_repr == "True", check
+        c.close()
+    finally:
+        k.request_stop("test over")
+        k.close()
