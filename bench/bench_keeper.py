@@ -9,8 +9,10 @@
   code as a plain script's ``compute()`` on a client of the same cluster, alternated pairs; the
   median of the per-pair ratios is printed (1.0: the runner costs nothing).
 
-The cluster is local, so both sides pay the same TLS; the difference is the runner's path (the
-progress plugin, the session's bookkeeping, status polls from the pane at 4 Hz).
+The cluster is local, so both sides pay the same TLS, and the plain script turns on the same
+root fusion the runner uses by default (``connect()`` does too); the difference is the runner's
+path (the progress plugin, the session's bookkeeping, status polls from the pane at 4 Hz).
+What root fusion itself buys is measured in ``bench_tls``.
 """
 
 from __future__ import annotations
@@ -78,11 +80,14 @@ def run(args, report: Report) -> None:
             return
         import dask.array as da
 
+        from naist_dask_tui.core import rootfuse
+
         def plain() -> float:
             x = da.random.random((side, side, 10), chunks=(1000, 1000, 5))
             y = da.random.random((side, side, 10), chunks=(1000, 1000, 5))
             a = time.perf_counter()
-            client.compute((da.arcsin(x) + da.arccos(y)).sum(axis=(1, 2))).result()
+            with rootfuse.enabled():  # as the runner does by default: like for like
+                client.compute((da.arcsin(x) + da.arccos(y)).sum(axis=(1, 2))).result()
             return time.perf_counter() - a
 
         def pane() -> float:

@@ -283,6 +283,10 @@ def run(args, report: Report) -> None:
                 f"EC {fmt(ec)} vs RSA {fmt(rsa)} ms/MB (TCP {fmt(tcp)}); rounds EC "
                 + ", ".join(f"{x['ms_per_mb']:.2f}" for x in results["tls-ec"]) + ", RSA "
                 + ", ".join(f"{x['ms_per_mb']:.2f}" for x in results["tls-rsa"]))
+    if args.quick:
+        root_fusion(report, 2, (3000, 3000, 10), (4000, 4000, 10))
+    else:
+        root_fusion(report, 3, (6000, 6000, 10), (10000, 10000, 10))
     if args.sge:
         on_sge(report, args.sge_rounds)
 
