@@ -109,9 +109,10 @@ def validate(keys: Mapping[str, Any] | None, source: str | None = None) -> dict[
 
 
 def apply(app: Any, keys: Mapping[str, str] | None) -> None:
-    """Install the user's keys (already validated) on the app."""
+    """Install the user's keys on the app, checked here too: every screen is made through this
+    (attach NAME, --attach ADDRESS), not only the start that checks them before anything runs."""
     if keys:
-        app.set_keymap(dict(keys))
+        app.set_keymap(validate(keys, "[keys]"))
 
 
 def help_sections(app: Any) -> list[tuple[str, list[Binding]]]:

@@ -98,3 +98,20 @@ async def test_a_start_that_fails_ends_the_screen_with_the_reason(tmp_path, monk
         await wait_for(pilot, lambda: app.outcome is not None, timeout=60, what="the screen to end")
     assert app.outcome == "failed" and "qsub" in app.exit_reason
     assert registry.clusters() == []
+
+
+def test_attach_refuses_a_bad_keys_table_in_one_line(keeper, capsys):
+    """`naist-dask-tui attach NAME` reads the config file's [keys] too: a wrong id is refused
+    before the screen comes up, and the cluster is left as it was."""
+    import os
+    from pathlib import Path
+
+    from naist_dask_tui import cli
+
+    config = Path(os.environ["XDG_CONFIG_HOME"]) / "naist-dask-tui" / "config.toml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text('[keys]\n"main.qiut" = "x"\n')
+    assert cli.main(["attach", keeper.name]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("naist-dask-tui: error: keys.main.qiut:"), err
+    assert not keeper.stopping and registry.find(keeper.name).state == "running"
