@@ -119,6 +119,6 @@ class FailuresScreen(InquiryScreen):
             self.notify("No SGE job is known for this failure.", timeout=3)
             return
         from naist_dask_tui.core.snapshot import JobRow, JobState
-        from naist_dask_tui.screens.job_detail import JobDetailScreen
+        from naist_dask_tui.screens.inquiries import open_job
 
-        self.app.push_screen(JobDetailScreen(self.controller, JobRow(name=job, job_id=job, state=JobState.GONE)))
+        open_job(self, JobRow(name=job, job_id=job, state=JobState.GONE))

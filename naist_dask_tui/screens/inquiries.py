@@ -29,7 +29,9 @@ def run_started(screen: Any) -> float | None:
 
 
 def open_job(screen: Any, job: JobRow) -> None:
+    """A job's detail, from any screen; its x and c only where this console may change jobs
+    (not when it only watches a scheduler started elsewhere)."""
     from naist_dask_tui.screens.job_detail import JobDetailScreen
 
-    may_change = bool(getattr(screen, "capabilities", None) and screen.capabilities.retire)
+    may_change = bool(screen.app.capabilities.retire)
     screen.app.push_screen(JobDetailScreen(screen.app.controller, job, may_change=may_change))

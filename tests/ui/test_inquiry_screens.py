@@ -64,7 +64,15 @@ async def test_ended_jobs_stay_listed_with_their_verdict_and_open_their_detail(l
         assert not isinstance(app.screen, JobDetailScreen)
 
 
-async def test_failures_slow_tasks_and_worker_events_views(local_controller):
+def as_if_on_sge(controller, monkeypatch) -> None:
+    """Local workers have no SGE job: give each one, as the SGE backend's ledger does, so that
+    a failure names the job it failed on."""
+    monkeypatch.setattr(controller, "job_of", lambda worker_name: "4242")
+    monkeypatch.setattr(controller, "_diagnostics", None)  # built again with that job_of
+
+
+async def test_failures_slow_tasks_and_worker_events_views(local_controller, monkeypatch):
+    as_if_on_sge(local_controller, monkeypatch)
     client = local_controller.client
     futures = client.map(_fails, range(30))
     app = make_app(local_controller.settings, local_controller, user="u", login_host="h")
@@ -78,6 +86,10 @@ async def test_failures_slow_tasks_and_worker_events_views(local_controller):
         assert {g.type for g in screen.fetched} == {"KeyError"}
         detail = str(screen.query_one("#failure-detail").render())
         assert "KeyError" in detail and "_fails" in detail, detail
+        await pilot.press("enter")  # the post-mortem of the job it failed on
+        job = app.screen
+        assert isinstance(job, JobDetailScreen) and job.may_change and job.job.job_id == "4242"
+        await pilot.press("escape")
         await pilot.press("escape")
 
         quick = client.map(_nap, [0.05] * 3, pure=False)
@@ -101,3 +113,20 @@ async def test_failures_slow_tasks_and_worker_events_views(local_controller):
         assert [e.kind for e in screen.fetched] == ["joined"]
         await pilot.press("escape")
         assert not isinstance(app.screen, WorkerEventsScreen)
+
+
+async def test_a_watching_screen_cannot_change_jobs_from_the_failures_view(local_controller, monkeypatch):
+    from naist_dask_tui.core.control import WATCH_ONLY
+
+    as_if_on_sge(local_controller, monkeypatch)
+    futures = local_controller.client.map(_fails, range(3))
+    app = make_app(local_controller.settings, local_controller, user="u", login_host="h",
+                   capabilities=WATCH_ONLY)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: all(f.status == "error" for f in futures), what="3 failed tasks")
+        await pilot.press("f")
+        screen = app.screen
+        await wait_for(pilot, lambda: screen.fetches >= 1 and screen.fetched, what="the failures")
+        await pilot.press("enter")
+        job = app.screen
+        assert isinstance(job, JobDetailScreen) and not job.may_change and job.job.job_id == "4242"
