@@ -125,14 +125,24 @@ def test_show_settings(clean_env, capsys):
 # -- in a subprocess, as a user runs it ------------------------------------------------------------
 
 
-def _qstat() -> str | None:
+def _console_jobs() -> set[str] | None:
+    """The job ids of this user's console jobs (names ndtui.*) in qstat; None without SGE.
+    Only the console's own jobs: another user's submission at that moment is no failure."""
     if not shutil.which("qstat"):
         return None
-    return subprocess.run(["qstat", "-u", "*"], capture_output=True, text=True, timeout=30).stdout
+    out = subprocess.run(["qstat", "-r"], capture_output=True, text=True, timeout=30).stdout
+    ids, current = set(), None
+    for line in out.splitlines():
+        fields = line.split()
+        if fields and fields[0].isdigit():
+            current = fields[0]
+        elif current and line.strip().startswith("Full jobname:") and fields[-1].startswith("ndtui."):
+            ids.add(current)
+    return ids
 
 
 def test_print_job_script_for_naist_submits_nothing(clean_env):
-    before = _qstat()
+    before = _console_jobs()
     done = run_cli("--print-job-script")
     assert done.returncode == 0, done.stderr
     script = done.stdout
@@ -143,7 +153,7 @@ def test_print_job_script_for_naist_submits_nothing(clean_env):
     assert "--nthreads 24" in script and "--memory-limit 232.83GiB" in script
     assert "--interface ib0" in script and "--local-directory /var/tmp" in script
     assert f"#$ -o {clean_env / 'state' / 'naist-dask-tui' / 'logs'}/" in script
-    assert _qstat() == before  # nothing was submitted
+    assert _console_jobs() == before  # nothing was submitted
 
 
 def test_print_job_script_follows_flags(clean_env):
