@@ -10,8 +10,7 @@ the visible rows are the same.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic
 
 from rich.segment import Segment
 from rich.style import Style
@@ -24,24 +23,9 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from naist_dask_tui.formatting import truncate
+from naist_dask_tui.widgets.row_model import Column, R, matching, sortable
 
-R = TypeVar("R")
-
-
-@dataclass(frozen=True)
-class Column(Generic[R]):
-    """One column: how to show a record's cell and how to sort by it (raw values, not text)."""
-
-    key: str
-    label: str
-    width: int
-    text: Callable[[R], str]
-    sort: Callable[[R], Any]
-    align: str = "left"  # "left" | "right"
-    priority: int = 0  # columns with a higher number are dropped first when the table is narrow
-    flex: bool = False  # takes the spare width (up to ``max_width``)
-    max_width: int = 40
-    style: Callable[[R], str | None] | None = None  # component class for this cell, or None
+__all__ = ["Column", "RowTable"]
 
 
 class RowTable(ScrollView, Generic[R], can_focus=True):
@@ -203,7 +187,7 @@ class RowTable(ScrollView, Generic[R], can_focus=True):
         if cached is not None and cached[0] is row:
             return cached[1]
         column = self._sort_col
-        value = _sortable(column.sort(row)) if column is not None else _sortable(key)
+        value = sortable(column.sort(row)) if column is not None else sortable(key)
         self._sort_cache[key] = (row, value)
         return value
 
@@ -246,7 +230,7 @@ class RowTable(ScrollView, Generic[R], can_focus=True):
         rows = self._rows
         self.filter_field = ""
         if self._filter and self._search_text is not None:
-            keys = self._matching(rows)
+            keys, self.filter_field = matching(rows, self._search_text, self._filter)
         else:
             keys = list(rows)
         if len(self._sort_cache) > 2 * len(rows) + 64:
@@ -269,31 +253,6 @@ class RowTable(ScrollView, Generic[R], can_focus=True):
             self.post_message(self.CursorMoved(self, self.cursor_key))
         elif keys_changed and cursor_key != self.cursor_key:
             self.post_message(self.CursorMoved(self, self.cursor_key))
-
-    def _matching(self, rows: dict[Hashable, R]) -> list[Hashable]:
-        """Keys of the rows the filter matches. ``search_text`` gives one string, or tiers of
-        (label, text): the first tier that matches any row decides (so ``1`` finds worker 1
-        and job 1 before every host 127.0.0.1), and ``filter_field`` names it."""
-        needle = self._filter
-        search = self._search_text
-        assert search is not None
-        texts = {k: search(r) for k, r in rows.items()}
-        if all(isinstance(t, str) for t in texts.values()):
-            return [k for k, t in texts.items() if needle in t.lower()]  # type: ignore[union-attr]
-        tiers: list[str] = []
-        for t in texts.values():
-            for label, _ in t:  # type: ignore[misc]
-                if label not in tiers:
-                    tiers.append(label)
-        for label in tiers:
-            found = [
-                k for k, t in texts.items()
-                if any(lab == label and needle in text.lower() for lab, text in t)  # type: ignore[misc]
-            ]
-            if found:
-                self.filter_field = label
-                return found
-        return []
 
     # ---- refresh only what changed ------------------------------------------------------------
 
@@ -510,12 +469,3 @@ class RowTable(ScrollView, Generic[R], can_focus=True):
                 pos += width + 1
         else:
             self.cursor = int(self.scroll_offset.y) + event.y - 1
-
-
-def _sortable(value: Any) -> Any:
-    """None sorts first; mixed types sort by type name so that sorting never raises."""
-    if value is None:
-        return (0, "", 0)
-    if isinstance(value, (int, float)):
-        return (1, "", value)
-    return (2, type(value).__name__, value)
