@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import functools
 import getpass
 import logging
 import os
@@ -76,7 +75,8 @@ class Keeper:
         self._closed = False
         self._idle_since: float | None = None
         self.board = StateBoard()
-        self._executor = ThreadPoolExecutor(2, thread_name_prefix="ndtui-control")
+        # a screen following a run holds one for up to a poll interval (status waits for the end)
+        self._executor = ThreadPoolExecutor(4, thread_name_prefix="ndtui-control")
         self.runner = None  # the compute pane's runs (runner.py), started once the cluster runs
         self._compute: dict[str, Any] = {}
         self._runner_polled: float | None = None
@@ -334,9 +334,15 @@ class Keeper:
             if action == "detach":
                 kwargs["token"] = token
             loop = asyncio.get_running_loop()
+            def call():
+                result = fn(**kwargs)
+                if action in _CHANGES_STATE:  # screens see it now, not at the keeper's next turn
+                    self._publish()
+                return result
+
             try:
                 # Controller calls block (they wait on the cluster's own loop): never here.
-                result = await loop.run_in_executor(self._executor, functools.partial(fn, **kwargs))
+                result = await loop.run_in_executor(self._executor, call)
             except (ControllerError, ValueError, TypeError) as exc:
                 return {"ok": False, "error": str(exc) or type(exc).__name__}
             except Exception as exc:
@@ -352,22 +358,18 @@ class Keeper:
     def _act_scale(self, jobs: int) -> None:
         logger.info("scale to %s job(s) (asked by a client)", jobs)
         self.controller.scale(_whole(jobs, "jobs"))
-        self._publish()
 
     def _act_adapt(self, minimum: int, maximum: int) -> None:
         logger.info("adaptive scaling %s-%s (asked by a client)", minimum, maximum)
         self.controller.adapt(_whole(minimum, "minimum jobs"), _whole(maximum, "maximum jobs"))
-        self._publish()
 
     def _act_adapt_off(self) -> None:
         logger.info("adaptive scaling off (asked by a client)")
         self.controller.stop_adapt()
-        self._publish()
 
     def _act_retire(self, job: str) -> None:
         logger.info("retire job %s (asked by a client)", job)
         self.controller.retire_job(str(job))
-        self._publish()
 
     def _act_log(self, job: str, offset: int | None = None, limit: int = LOG_CHUNK) -> dict[str, Any]:
         """A piece of a job's output file: from ``offset`` (None: the last ``limit`` bytes)."""
@@ -381,12 +383,10 @@ class Keeper:
     def _act_delete_job(self, job: str) -> None:
         logger.info("delete job %s (asked by a client)", job)
         self.controller.delete_job(str(job))
-        self._publish()
 
     def _act_detach(self, token: str | None = None) -> None:
         if token:
             self.board.detach(token)
-        self._publish()
 
     def _runner_or_error(self):
         if self.runner is None:
@@ -401,7 +401,6 @@ class Keeper:
         except RunnerError as exc:
             raise ControllerError(str(exc)) from None
         self._poll_runner()
-        self._publish()
         return number
 
     def _act_compute_cancel(self) -> bool:
@@ -412,17 +411,23 @@ class Keeper:
         except RunnerError as exc:
             raise ControllerError(str(exc)) from None
 
-    def _act_compute_status(self, since: int = 0) -> dict[str, Any]:
+    def _act_compute_status(self, since: int = 0, wait: float = 0.0) -> dict[str, Any]:
         from naist_dask_tui.core.runner import RunnerError
 
         try:
-            return self._runner_or_error().status(int(since))
+            return self._runner_or_error().status(int(since), float(wait))
         except RunnerError as exc:
             raise ControllerError(str(exc)) from None
 
     def _act_stop(self, reason: str = "stopped from a screen") -> None:
         self.request_stop(str(reason))
-        self._publish()
+
+
+# The control actions after which the keeper publishes its state for the screens at once
+# (the others only read, or their effect shows through the runner's status).
+_CHANGES_STATE = frozenset({
+    "scale", "adapt", "adapt_off", "retire", "delete_job", "clear_error", "detach", "stop", "compute_run",
+})
 
 
 def _whole(value: Any, label: str) -> int:
