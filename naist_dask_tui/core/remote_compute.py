@@ -69,11 +69,12 @@ class RemoteComputeSession:
         self._detached.set()
 
     # -- runs started elsewhere --------------------------------------------------------------
-    def status(self, since: int = 0) -> dict[str, Any]:
+    def status(self, since: int = 0, wait: float = 0.0) -> dict[str, Any]:
         """The runner's status: ``running`` (number, code, started_at, persist, progress),
-        ``results`` (RunResult, numbers > since), ``count``."""
+        ``results`` (RunResult, numbers > since), ``count``. ``wait``: when a run is going,
+        up to that long for it to end first (the answer then carries its result)."""
         self.controller.connect()
-        raw = self.controller._control("compute_status", since=since)
+        raw = self.controller._control("compute_status", since=since, wait=wait)
         self._count = int(raw.get("count") or 0)
         running = raw.get("running")
         if running:
@@ -96,8 +97,9 @@ class RemoteComputeSession:
         unknown = 0
         try:
             while not self._detached.is_set():
+                asked = time.monotonic()
                 try:
-                    status = self.status(since=number - 1)
+                    status = self.status(since=number - 1, wait=self.poll_interval)
                 except Exception as exc:
                     return RunResult(number=number, code="", ok=False,
                                      error=f"lost the cluster's runner while following run {number}: {exc}")
@@ -118,7 +120,8 @@ class RemoteComputeSession:
                         )
                 else:
                     unknown = 0
-                self._detached.wait(self.poll_interval)
+                # the status waited for the run already; sleep only what it did not
+                self._detached.wait(max(0.0, self.poll_interval - (time.monotonic() - asked)))
             return RunResult(number=number, code="", ok=False,
                              error=f"detached: run {number} goes on in the cluster's runner")
         finally:

@@ -37,6 +37,7 @@ logger = logging.getLogger("naist_dask_tui.runner")
 
 KEEP_RESULTS = 20  # results a runner keeps for screens that attach later
 REQUEST_TIMEOUT = 30.0
+MAX_STATUS_WAIT = 1.0  # s: the longest a status request waits for a run to end
 
 
 # --------------------------------------------------------------------------------------------
@@ -151,6 +152,7 @@ def runner_main(conn, address: str, client_dir: str | None, name: str, backend: 
     results: deque[dict[str, Any]] = deque(maxlen=KEEP_RESULTS)
     current: dict[str, Any] = {}
     lock = threading.Lock()
+    ended = threading.Event()  # set when a run ends: a status that waits for it returns then
 
     def execute(number: int, code: str, persist: bool) -> None:
         try:
@@ -163,6 +165,7 @@ def runner_main(conn, address: str, client_dir: str | None, name: str, backend: 
         with lock:
             results.append(result_to_wire(result))
             current.clear()
+        ended.set()
 
     def handle(msg: dict[str, Any]) -> dict[str, Any]:
         op = msg.get("op")
@@ -171,6 +174,7 @@ def runner_main(conn, address: str, client_dir: str | None, name: str, backend: 
                 if current:
                     return {"ok": False, "error": "A computation is already running: cancel it first."}
                 number = session.run_count + 1
+                ended.clear()
                 current.update(number=number, code=msg["code"], persist=bool(msg.get("persist")),
                                started_at=time.time())
             threading.Thread(target=execute, args=(number, msg["code"], bool(msg.get("persist"))),
@@ -180,6 +184,14 @@ def runner_main(conn, address: str, client_dir: str | None, name: str, backend: 
             return {"ok": True, "cancelled": session.cancel()}
         if op == "status":
             since = int(msg.get("since", 0))
+            # A follower asks to wait (briefly: the pipe serves one request at a time) for the
+            # run going to end, so that it sees the result when it comes, not at its next poll.
+            wait = min(max(float(msg.get("wait") or 0), 0.0), MAX_STATUS_WAIT)
+            if wait:
+                with lock:
+                    going = bool(current)
+                if going:
+                    ended.wait(wait)
             with lock:
                 run = dict(current)
                 done = [r for r in results if r["number"] > since]
@@ -340,14 +352,16 @@ class Runner:
             return False
         return bool(self._checked({"op": "cancel"})["cancelled"])
 
-    def status(self, since: int = 0) -> dict[str, Any]:
+    def status(self, since: int = 0, wait: float = 0.0) -> dict[str, Any]:
+        """The runner's status; with ``wait``, when a run is going, up to that long (at most
+        MAX_STATUS_WAIT) for it to end first."""
         with self._lock:
             if not self.alive():
                 if self._proc is not None:
                     self._died(self._proc.exitcode)
                 return {"ok": True, "running": None, "results": [], "count": 0, "last": 0,
                         "alive": False, "death": self.last_death}
-        reply = self._checked({"op": "status", "since": since})
+        reply = self._checked({"op": "status", "since": since, "wait": wait})
         self._running = reply.get("running")
         reply["alive"] = True
         return reply

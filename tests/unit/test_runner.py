@@ -165,3 +165,24 @@ def test_runs_make_each_chunk_in_the_task_that_uses_it(tmp_path, fuse):
     finally:
         k.request_stop("test over")
         k.close()
+
+
+def test_a_status_that_waits_returns_with_the_result_of_the_run_that_ends(keeper, tmp_path):
+    """The pane follows a run by asking the status with a wait: the answer comes when the run
+    ends, with its result, not at the next poll."""
+    go = tmp_path / "go"
+    c, s = screen(keeper)
+    number = int(c._control("compute_run", code=(
+        "import os, time\n"
+        f"while not os.path.exists({str(go)!r}):\n"
+        "    time.sleep(0.01)\n"
+        "time.sleep(0.3)\n"  # ends well after the status below is asked
+        "'done'\n")))
+    wait_until(lambda: keeper.runs_active(), 10, what="the run to be going")
+    quick = s.status(since=number - 1)  # no wait: the run is still going
+    assert quick["running"]["number"] == number and not quick["results"]
+    go.touch()
+    status = s.status(since=number - 1, wait=1.0)
+    assert [r.number for r in status["results"]] == [number], status
+    assert status["results"][0].value_repr == "'done'"
+    c.close()
