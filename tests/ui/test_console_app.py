@@ -188,7 +188,10 @@ async def test_requests_above_max_jobs_are_refused_in_one_line(local_controller)
         await pilot.press("enter")
         assert "max_jobs: 5 workers asked for (adaptive maximum)" in str(dialog.query_one("#error").render())
         await pilot.press("escape")
-        local_controller.scale(4)
+        await pilot.pause()
+        # the refused dialogs sent nothing: still the 1 job of the start, not adaptive
+        assert local_controller.requested_jobs == 1 and local_controller.adaptive is None
+        local_controller.scale(4)  # at the ceiling: + must be refused next
         await wait_polls(pilot, app, 1)
         notified = len(app._notifications)
         await pilot.press("plus")

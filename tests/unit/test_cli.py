@@ -18,17 +18,6 @@ from naist_dask_tui import cli
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture
-def clean_env(tmp_path, monkeypatch):
-    for var in list(os.environ):
-        if var.startswith(("NAIST_DASK_TUI_", "DASK_JOBQUEUE")):
-            monkeypatch.delenv(var)
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
-    return tmp_path
-
-
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     full_env = {**os.environ, **(env or {})}
     full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), full_env.get("PYTHONPATH")]))
@@ -48,7 +37,7 @@ def test_usage_error_returns_2(capsys):
     assert "expected one argument" in capsys.readouterr().err
 
 
-def test_settings_error_is_one_line_without_traceback(clean_env, capsys):
+def test_settings_error_is_one_line_without_traceback(home, capsys):
     assert cli.main(["--memory", "250XB", "--check"]) == 2
     err = capsys.readouterr().err
     assert err == (
@@ -58,7 +47,7 @@ def test_settings_error_is_one_line_without_traceback(clean_env, capsys):
 
 
 @pytest.mark.parametrize("text", ["5", "a:b", "1:2:3", ":"])
-def test_bad_adapt(clean_env, capsys, text):
+def test_bad_adapt(home, capsys, text):
     assert cli.main(["--adapt", text, "--show-settings"]) == 2
     assert "naist-dask-tui: error: adapt" in capsys.readouterr().err
 
@@ -84,7 +73,7 @@ def test_flags_become_overrides():
     assert cli.cli_overrides(cli.build_parser().parse_args([])) == {}
 
 
-def test_console_and_headless_dispatch(clean_env, monkeypatch, capsys):
+def test_console_and_headless_dispatch(home, monkeypatch, capsys):
     """Routing only (the keeper and the screen are tested for real in test_keeper.py and the
     tmux tests): no cluster running -> a keeper is started with these settings and the screen
     attaches to it; --headless runs in the foreground; --attach ADDRESS watches in-process."""
@@ -116,7 +105,7 @@ def test_console_and_headless_dispatch(clean_env, monkeypatch, capsys):
     # --cleanup itself is tested for real in tests/sge/test_signals.py (a SIGKILLed console).
 
 
-def test_show_settings(clean_env, capsys):
+def test_show_settings(home, capsys):
     assert cli.main(["--show-settings", "--queue", "other.q"]) == 0
     out = capsys.readouterr().out
     assert re.search(r"^queue\s+other\.q\s+--queue$", out, re.M)
@@ -141,7 +130,7 @@ def _console_jobs() -> set[str] | None:
     return ids
 
 
-def test_print_job_script_for_naist_submits_nothing(clean_env):
+def test_print_job_script_for_naist_submits_nothing(home):
     before = _console_jobs()
     done = run_cli("--print-job-script")
     assert done.returncode == 0, done.stderr
@@ -152,11 +141,11 @@ def test_print_job_script_for_naist_submits_nothing(clean_env):
     assert re.search(r"^#\$ -N ndtui\.[\w-]+\.\d+$", script, re.M)
     assert "--nthreads 24" in script and "--memory-limit 232.83GiB" in script
     assert "--interface ib0" in script and "--local-directory /var/tmp" in script
-    assert f"#$ -o {clean_env / 'state' / 'naist-dask-tui' / 'logs'}/" in script
+    assert f"#$ -o {home / 'state' / 'naist-dask-tui' / 'logs'}/" in script
     assert _console_jobs() == before  # nothing was submitted
 
 
-def test_print_job_script_follows_flags(clean_env):
+def test_print_job_script_follows_flags(home):
     done = run_cli("--print-job-script", "--cores", "8", "--processes", "2", "--memory", "16GB",
                    "--job-extra-directive", "-pe smp 8", "--walltime", "01:00:00", "--project", "lab")
     assert done.returncode == 0, done.stderr
@@ -166,8 +155,8 @@ def test_print_job_script_follows_flags(clean_env):
     assert "--nthreads 4" in done.stdout and "--nworkers 2" in done.stdout
 
 
-def test_check_without_qsub_on_path(clean_env):
-    fake_bin = clean_env / "bin"
+def test_check_without_qsub_on_path(home):
+    fake_bin = home / "bin"
     fake_bin.mkdir()
     done = run_cli("--check", env={"PATH": str(fake_bin)})
     assert done.returncode == 1, done.stdout + done.stderr
@@ -176,10 +165,10 @@ def test_check_without_qsub_on_path(clean_env):
     assert lines[0].startswith("FAIL  qsub not found") and "--backend local" in lines[0]
 
 
-def test_check_local_backend_passes_without_sge(clean_env):
-    fake_bin = clean_env / "bin"
+def test_check_local_backend_passes_without_sge(home):
+    fake_bin = home / "bin"
     fake_bin.mkdir()
-    done = run_cli("--check", "--backend", "local", "--local-directory", str(clean_env),
+    done = run_cli("--check", "--backend", "local", "--local-directory", str(home),
                    env={"PATH": str(fake_bin)})
     assert done.returncode == 0, done.stdout + done.stderr
     assert not any(line.startswith("FAIL") for line in done.stdout.splitlines())
@@ -187,7 +176,7 @@ def test_check_local_backend_passes_without_sge(clean_env):
 
 
 @pytest.mark.skipif(not shutil.which("qsub"), reason="qsub not installed: no SGE on this host")
-def test_check_on_sge_host(clean_env):
+def test_check_on_sge_host(home):
     done = run_cli("--check", "--skip-interface-check")
     assert done.returncode == 0, done.stdout
     assert re.search(r"^ok    qsub found: /\S+/qsub$", done.stdout, re.M)
@@ -196,7 +185,7 @@ def test_check_on_sge_host(clean_env):
     assert re.search(r"^FAIL  queue no_such\.q does not exist", done.stdout, re.M)
 
 
-def test_local_backend_speaks_of_local_workers(clean_env, capsys):
+def test_local_backend_speaks_of_local_workers(home, capsys):
     import psutil
 
     assert cli.main(["--show-settings", "--backend", "local"]) == 0
@@ -210,6 +199,6 @@ def test_local_backend_speaks_of_local_workers(clean_env, capsys):
     from dask.utils import parse_bytes
 
     assert m and int(m[1]) * parse_bytes(mem[1]) <= psutil.virtual_memory().total
-    assert cli.main(["--check", "--backend", "local", "--local-directory", str(clean_env)]) == 0
+    assert cli.main(["--check", "--backend", "local", "--local-directory", str(home)]) == 0
     out = capsys.readouterr().out
     assert "per local worker" in out and "per job" not in out

@@ -31,6 +31,11 @@ def bad_chunk(block):
     raise ValueError(f"bad chunk of shape {block.shape}")
 
 
+def lone_nap(seconds):
+    time.sleep(seconds)
+    return seconds
+
+
 def nap(seconds):
     time.sleep(seconds)
     return seconds
@@ -64,7 +69,14 @@ def test_failures_slow_tasks_and_worker_events(tmp_path):
         assert task.running >= 2.0 and task.typical and task.typical < 1.0 and task.worker_name  # the median
         stack = "\n".join(d.call_stack(task.key))
         assert "sleep" in stack and "nap" in stack, stack
-        assert diagnostics.SLOW_BOUND < 60  # with no finished sibling, a 60 s task still shows
+        # a task whose group has no finished task to compare with: listed once past the bound
+        # (on the other worker, while the slow one holds its thread)
+        lone = c.client.submit(lone_nap, 20, pure=False)
+        (task,) = wait_until(lambda: [t for t in d.slow_tasks(floor=2.0, bound=2.0) if t.group == "lone_nap"],
+                             30, what="the lone slow task")
+        assert task.typical is None and task.running >= 2.0
+        assert not [t for t in d.slow_tasks(floor=2.0, bound=600.0) if t.group == "lone_nap"]
+        lone.cancel()
         slow.cancel()
 
         # a scale-down retires a worker; a task past the memory limit gets a worker killed
