@@ -104,16 +104,22 @@ add_node() {
     ip netns exec "$name" ip link set lo up
   fi
   grep -qE "[[:space:]]$name\$" /etc/hosts || echo "$addr $name" >> /etc/hosts
+  # sge_qmaster keeps the lookups that failed: after a 'down' (which took the name out of
+  # /etc/hosts) it may not see the name again until it restarts; it shows as `qconf -ah` or,
+  # with the host still listed from before, as `qconf -Ae` failing
+  local stale="lab-network: sge_qmaster cannot resolve $name yet; restart it (ci/setup-sge.sh stop, then start) and run up again"
   if ! qconf -sh 2>/dev/null | grep -qx "$name" && ! quiet qconf -ah "$name"; then
-    # sge_qmaster keeps the lookups that failed: after a 'down' (which took the name out of
-    # /etc/hosts) it may not see the name again until it restarts
-    echo "lab-network: sge_qmaster cannot resolve $name yet; restart it (ci/setup-sge.sh stop, then start) and run up again" >&2
+    echo "$stale" >&2
     return 1
   fi
   f=$(mktemp)
   printf 'hostname %s\nload_scaling NONE\ncomplex_values %s=TRUE\nuser_lists NONE\nxuser_lists NONE\nprojects NONE\nxprojects NONE\nusage_scaling NONE\nreport_variables NONE\n' \
     "$name" "$COMPLEX" > "$f"
-  if qconf -se "$name" >/dev/null 2>&1; then quiet qconf -Me "$f"; else quiet qconf -Ae "$f"; fi
+  if qconf -se "$name" >/dev/null 2>&1; then quiet qconf -Me "$f"; else quiet qconf -Ae "$f"; fi || {
+    rm -f "$f"
+    echo "$stale" >&2
+    return 1
+  }
   rm -f "$f"
   qconf -sq "$QUEUE" | grep -qw "$name" || quiet qconf -aattr queue hostlist "$name" "$QUEUE"
   quiet qconf -mattr queue slots "$SLOTS" "$QUEUE@$name"
