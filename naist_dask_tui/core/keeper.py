@@ -425,9 +425,8 @@ class Keeper:
 
 # The control actions after which the keeper publishes its state for the screens at once
 # (the others only read, or their effect shows through the runner's status).
-_CHANGES_STATE = frozenset({
-    "scale", "adapt", "adapt_off", "retire", "delete_job", "clear_error", "detach", "stop", "compute_run",
-})
+_CHANGES_STATE = frozenset(("scale", "adapt", "adapt_off", "retire", "delete_job", "clear_error", "detach",
+                            "stop", "compute_run"))
 
 
 def _whole(value: Any, label: str) -> int:
