@@ -103,5 +103,5 @@ class AdaptiveScaling:
         if leaving:
             with c.lock:
                 c.target = len(active) - len(leaving)
-            c.scaler.remove_jobs(leaving, "adaptive scale-down")
+            c.scaler.remove_jobs(leaving, "adaptive scale-down", connected)
         return 0

@@ -105,7 +105,9 @@ class Scaler:
                     self._stopping.wait(max(0.0, pause - (time.monotonic() - began)))
                 continue
             if len(active) > target:
-                self.remove_jobs(self._choose_leaving(active, len(active) - target), "scale-down")
+                connected = self.connected_names()  # one answer for choosing and for retiring
+                leaving = self._choose_leaving(active, len(active) - target, connected)
+                self.remove_jobs(leaving, "scale-down", connected)
             return
 
     def _add_jobs(self, k: int) -> None:
@@ -160,11 +162,10 @@ class Scaler:
         )
         return {str(w["name"]): addr for addr, w in info.get("workers", {}).items()}
 
-    def _choose_leaving(self, active: list[str], k: int) -> list[str]:
+    def _choose_leaving(self, active: list[str], k: int, connected: dict[str, str]) -> list[str]:
         """Pick the jobs to remove: not-yet-connected ones first (they hold nothing), then the
         most recently submitted."""
         c = self.c
-        connected = self.connected_names()
         spec = c.cluster.worker_spec
 
         def holds_workers(name: str) -> bool:
@@ -219,8 +220,9 @@ class Scaler:
             logger.exception("retire failed")
             c.notices.append(f"retiring {', '.join(names)} failed: {exc}")
 
-    def remove_jobs(self, names: list[str], why: str) -> None:
-        """Retire every worker of these jobs (their data moves), then delete the jobs."""
+    def remove_jobs(self, names: list[str], why: str, connected: dict[str, str] | None = None) -> None:
+        """Retire every worker of these jobs (their data moves), then delete the jobs.
+        ``connected``: the scheduler's workers (name -> address) if just asked, else asked here."""
         c = self.c
         if not names:
             return
@@ -231,7 +233,8 @@ class Scaler:
                 rec = c.ledger.ensure(n)
                 rec.retiring_since = rec.retiring_since or now
         try:
-            connected = self.connected_names()
+            if connected is None:
+                connected = self.connected_names()
             addresses = [
                 connected[w]
                 for n in names
