@@ -146,8 +146,31 @@ def _stop(proc: subprocess.Popen, master: int) -> float | None:
     except OSError:
         pass
     if "--backend" in proc.args:  # this launch started a keeper of its own
-        subprocess.run(_entry_point() + ["stop", "--all"], env=proc_env(proc), capture_output=True, timeout=120)
+        _stop_keepers(proc_env(proc))
     return took
+
+
+def _stop_keepers(env: dict) -> None:
+    """`stop --all` in this bench's state directory, until no keeper of it runs: a screen
+    stopped right after its first paint can leave a keeper that had not registered yet (and
+    `stop --all` does not see it), which would run on until its idle timeout."""
+    import psutil
+
+    state = env.get("XDG_STATE_HOME", "")
+    deadline = time.time() + 60
+    while True:
+        subprocess.run(_entry_point() + ["stop", "--all"], env=env, capture_output=True, timeout=120)
+        left = [p for p in psutil.process_iter(["cmdline"])
+                if state and "naist_dask_tui.core.keeper" in (p.info["cmdline"] or [])
+                and any(state in arg for arg in p.info["cmdline"] or [])]
+        if not left:
+            return
+        if time.time() > deadline:
+            for p in left:  # SIGTERM: the keeper stops its cluster and exits
+                p.terminate()
+            psutil.wait_procs(left, timeout=30)
+            return
+        time.sleep(0.5)
 
 
 _ENVS: dict[int, dict] = {}
