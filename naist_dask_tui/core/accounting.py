@@ -228,8 +228,10 @@ class AccountingReader:
                 self._done(job_id, None, self.off)
                 return
             self._queue.append((time.monotonic() + self._retry_after[0], job_id, 0))
-            while len(self._queue) > MAX_QUEUED:
-                self._queue.popleft()
+            while len(self._queue) > MAX_QUEUED:  # the oldest go, told so (not "reading" forever)
+                _, dropped, _ = self._queue.popleft()
+                self._done(dropped, None, f"its accounting was not read: more than {MAX_QUEUED} "
+                           f"ended jobs were waiting for qacct (qacct -j {dropped} shows it)")
             if self._thread is None:
                 self._thread = threading.Thread(target=self._loop, name="ndtui-qacct", daemon=True)
                 self._thread.start()

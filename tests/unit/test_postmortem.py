@@ -184,3 +184,21 @@ def test_the_reader_retries_a_missing_record_and_says_when_accounting_is_off():
     assert done["4"] == (None, "no accounting here (qacct: no jobs running since startup)")
     reader.stop()
     off.stop()
+
+
+def test_jobs_beyond_the_readers_queue_are_told_so_not_left_reading(monkeypatch):
+    from naist_dask_tui.core import accounting
+
+    monkeypatch.setattr(accounting, "MAX_QUEUED", 3)
+    done: dict[str, tuple] = {}
+    # qacct never answers in time here: every job stays queued for its retries
+    reader = AccountingReader(lambda j, r, n: done.__setitem__(j, (r, n)),
+                              read=lambda j: (_ for _ in ()).throw(NoRecord("not found")),
+                              retry_after=(60.0,))
+    for job in ("1", "2", "3", "4", "5"):
+        reader.add(job)
+    assert sorted(done) == ["1", "2"]  # the two oldest, dropped from the queue
+    record, note = done["1"]
+    assert record is None and "not read: more than 3 ended jobs were waiting" in note
+    assert "qacct -j 1" in note
+    reader.stop()
