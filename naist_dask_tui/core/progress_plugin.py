@@ -63,13 +63,12 @@ def category(state: str, old: int) -> int:
 class Run:
     """One run of one client: its keys, their categories and the counts per task prefix."""
 
-    __slots__ = ("client", "category", "counts_of", "prefix_of", "counts", "outputs", "first_erred")
+    __slots__ = ("client", "category", "counts_of", "counts", "outputs", "first_erred")
 
     def __init__(self, client: str) -> None:
         self.client = client
         self.category: dict = {}  # key -> its category
         self.counts_of: dict = {}  # key -> the counts list of its prefix
-        self.prefix_of: dict = {}  # key -> its prefix's name
         self.counts: dict = {}  # prefix name -> counts list
         self.outputs: set = set()  # the keys the client asked for (what cancel cancels)
         self.first_erred: str | None = None  # prefix of the first task that raised
@@ -129,7 +128,8 @@ class ProgressPlugin(SchedulerPlugin):
         new = category(finish, old)
         if new == ERRED and run.first_erred is None:
             # the first task of the run to err is the one that raised; dependents follow
-            run.first_erred = run.prefix_of.get(key)
+            ts = self.scheduler.tasks.get(key)
+            run.first_erred = ts.prefix.name if ts is not None else None
         if new != old:
             run.category[key] = new
             counts = run.counts_of[key]
@@ -151,7 +151,6 @@ class ProgressPlugin(SchedulerPlugin):
             c = category(ts.state, NEW)
             run.category[key] = c
             run.counts_of[key] = counts
-            run.prefix_of[key] = prefix
             counts[TOTAL] += 1
             counts[c] += 1
             old_run = self.key_run.get(key)
