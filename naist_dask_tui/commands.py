@@ -133,7 +133,7 @@ def _attach(name: str | None, settings: Settings | None = None) -> int:
     from naist_dask_tui.console import run_attached
     from naist_dask_tui.core import registry
 
-    records = registry.clusters()
+    records = [] if name else registry.clusters()
     if name:
         record = registry.find(name)
     elif not records:
