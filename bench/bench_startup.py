@@ -43,6 +43,7 @@ COLS, ROWS = 120, 40
 PAINT_MARKERS = ("1 Overview", "waiting for the first poll", "connecting", "connected")
 # ... and the status bar after the first poll.
 DATA_MARKER = "connected"
+DATA_WAIT = 15.0  # s after the first paint to wait for DATA_MARKER
 HEAVY = ("dask.array", "bokeh", "numpy", "pandas", "dask.dataframe", "distributed.dashboard", "matplotlib")
 
 _WRAPPER = r"""
@@ -90,6 +91,8 @@ def launch(argv: list[str], env: dict, timeout: float = 60.0, on_paint=None) -> 
     paint = data = None
     try:
         while time.perf_counter() - t0 < timeout and (paint is None or data is None):
+            if paint is not None and time.perf_counter() - t0 > paint + DATA_WAIT:
+                break  # painted, but no "connected" in the stream: reported, not waited for
             r, _, _ = select.select([master], [], [], 0.05)
             if r:
                 try:
@@ -165,6 +168,7 @@ def _stop_keepers(env: dict) -> None:
                 and any(state in arg for arg in p.info["cmdline"] or [])]
         if not left:
             return
+        log(PART, f"keeper(s) {[p.pid for p in left]} still running after stop --all")
         if time.time() > deadline:
             for p in left:  # SIGTERM: the keeper stops its cluster and exits
                 p.terminate()
@@ -307,6 +311,9 @@ def run(args, report: Report) -> None:
                 report.note(f"attach {i + 1}: no first screen within 60 s; last output: {res['tail']!r}")
             if res["data"] is not None:
                 attach_datas.append(res["data"])
+            elif res["paint"] is not None:
+                report.note(f"attach {i + 1}: painted, no 'connected' within {DATA_WAIT:g} s; "
+                            f"last output: {res['tail']!r}")
             log(PART, f"attach {i + 1}: first paint {res['paint']}, first data {res['data']}")
     finally:
         keeper.send_signal(signal.SIGTERM)
