@@ -22,11 +22,10 @@ from __future__ import annotations
 
 import fnmatch
 import os
-import shutil
-import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from naist_dask_tui.core import sge
 from naist_dask_tui.core.settings import SettingsError
 
 FACTOR = 2  # max_jobs = FACTOR x the jobs the queue runs at once
@@ -108,20 +107,7 @@ class Limits:
 
 
 def _run(command: list[str]) -> str:
-    exe = shutil.which(command[0])
-    if exe is None:
-        raise OSError(f"{command[0]} not found on PATH")
-    try:
-        done = subprocess.run(
-            [exe, *command[1:]], capture_output=True, text=True, timeout=COMMAND_TIMEOUT,
-            stdin=subprocess.DEVNULL,
-        )
-    except subprocess.TimeoutExpired:
-        raise OSError(f"`{' '.join(command)}` did not answer within {COMMAND_TIMEOUT:g} s") from None
-    if done.returncode != 0:
-        words = " ".join((done.stderr or done.stdout or f"exit status {done.returncode}").split())
-        raise OSError(f"`{' '.join(command)}` failed: {words}")
-    return done.stdout
+    return sge.output(command, timeout=COMMAND_TIMEOUT)
 
 
 def parse_qstat_gc(text: str) -> dict[str, tuple[int, int]]:

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from naist_dask_tui.core import sge
 from naist_dask_tui.core.settings import Settings, SettingsError
 
 TIMEOUT = 10.0  # seconds; qconf on a loaded qmaster can be slow, but not this slow
@@ -35,24 +35,12 @@ class Check:
         return f"{status:<6}{self.detail}"
 
 
-class _CommandFailed(Exception):
-    pass
+_CommandFailed = sge.CommandFailed
 
 
 def _run(command: list[str], timeout: float = TIMEOUT) -> str:
     """stdout of a command, or _CommandFailed with its own stderr words."""
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
-    except FileNotFoundError:
-        raise _CommandFailed(f"{command[0]} not found") from None
-    except subprocess.TimeoutExpired:
-        raise _CommandFailed(f"`{' '.join(command)}` did not answer within {timeout:g}s") from None
-    except OSError as e:
-        raise _CommandFailed(f"`{' '.join(command)}` could not run: {e.strerror or e}") from None
-    if done.returncode != 0:
-        words = (done.stderr.strip() or done.stdout.strip() or f"exit status {done.returncode}")
-        raise _CommandFailed(f"`{' '.join(command)}` failed: {' '.join(words.split())}")
-    return done.stdout
+    return sge.output(command, timeout=timeout)
 
 
 def _sge_commands(which: Callable[[str], str | None]) -> list[Check]:

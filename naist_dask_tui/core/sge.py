@@ -39,6 +39,30 @@ def available() -> bool:
     return all(shutil.which(c) for c in ("qsub", "qstat", "qdel"))
 
 
+class CommandFailed(OSError):
+    """A command gave no output: the message says why, with the command and its own words."""
+
+
+def output(command: Sequence[str], timeout: float = COMMAND_TIMEOUT) -> str:
+    """stdout of ``command`` (qstat, qconf, ...), or :class:`CommandFailed` naming it in
+    backquotes: not on PATH, no answer within ``timeout``, could not run, or failed (its words)."""
+    shown = " ".join(command)
+    exe = shutil.which(command[0])
+    if exe is None:
+        raise CommandFailed(f"{command[0]} not found on PATH")
+    try:
+        done = subprocess.run([exe, *command[1:]], capture_output=True, text=True, timeout=timeout,
+                              stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise CommandFailed(f"`{shown}` did not answer within {timeout:g} s") from None
+    except OSError as e:
+        raise CommandFailed(f"`{shown}` could not run: {e.strerror or e}") from None
+    if done.returncode != 0:
+        words = " ".join((done.stderr or done.stdout or f"exit status {done.returncode}").split())
+        raise CommandFailed(f"`{shown}` failed: {words}")
+    return done.stdout
+
+
 def run(command: Sequence[str], *, timeout: float = COMMAND_TIMEOUT, check: bool = True) -> str:
     exe = shutil.which(command[0])
     if exe is None:
