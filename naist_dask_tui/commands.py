@@ -133,17 +133,15 @@ def _attach(name: str | None, settings: Settings | None = None) -> int:
     from naist_dask_tui.console import run_attached
     from naist_dask_tui.core import registry
 
-    records = [] if name else registry.clusters()
     if name:
         record = registry.find(name)
-    elif not records:
-        print(f"{PROG}: no cluster of yours is running on this host; start one with `{PROG}`",
-              file=sys.stderr)
-        return 1
-    elif len(records) == 1:
-        record = records[0]
     else:
-        record = choose(records, sys.stdin.isatty())
+        records = registry.clusters()
+        if not records:
+            print(f"{PROG}: no cluster of yours is running on this host; start one with `{PROG}`",
+                  file=sys.stderr)
+            return 1
+        record = records[0] if len(records) == 1 else choose(records, sys.stdin.isatty())
     from naist_dask_tui.core.remote import RemoteController
 
     return run_attached(settings or _screen_settings(), RemoteController(record))

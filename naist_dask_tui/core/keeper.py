@@ -52,6 +52,10 @@ logger = logging.getLogger("naist_dask_tui.keeper")
 LOG_CHUNK = 64 * 1024
 # What a screen attached to a keeper may do.
 KEEPER_CAPABILITIES = Capabilities.all()
+# The control actions after which the keeper publishes its state for the screens at once
+# (the others only read, or their effect shows through the runner's status).
+_CHANGES_STATE = frozenset(("scale", "adapt", "adapt_off", "retire", "delete_job", "clear_error", "detach",
+                            "stop", "compute_run"))
 
 
 class Keeper:
@@ -334,6 +338,7 @@ class Keeper:
             if action == "detach":
                 kwargs["token"] = token
             loop = asyncio.get_running_loop()
+
             def call():
                 result = fn(**kwargs)
                 if action in _CHANGES_STATE:  # screens see it now, not at the keeper's next turn
@@ -422,11 +427,6 @@ class Keeper:
     def _act_stop(self, reason: str = "stopped from a screen") -> None:
         self.request_stop(str(reason))
 
-
-# The control actions after which the keeper publishes its state for the screens at once
-# (the others only read, or their effect shows through the runner's status).
-_CHANGES_STATE = frozenset(("scale", "adapt", "adapt_off", "retire", "delete_job", "clear_error", "detach",
-                            "stop", "compute_run"))
 
 
 def _whole(value: Any, label: str) -> int:

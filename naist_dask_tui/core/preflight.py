@@ -35,11 +35,8 @@ class Check:
         return f"{status:<6}{self.detail}"
 
 
-_CommandFailed = sge.CommandFailed
-
-
 def _run(command: list[str], timeout: float = TIMEOUT) -> str:
-    """stdout of a command, or _CommandFailed with its own stderr words."""
+    """stdout of a command, or sge.CommandFailed with its own words."""
     return sge.output(command, timeout=timeout)
 
 
@@ -61,7 +58,7 @@ def _sge_commands(which: Callable[[str], str | None]) -> list[Check]:
 
 
 def _queues(which: Callable[[str], str | None]) -> tuple[list[str], str]:
-    """Queue names, and which command told us. Raises _CommandFailed."""
+    """Queue names, and which command told us. Raises sge.CommandFailed."""
     if which("qconf"):
         return _run(["qconf", "-sql"]).split(), "qconf -sql"
     if which("qstat"):
@@ -69,7 +66,7 @@ def _queues(which: Callable[[str], str | None]) -> tuple[list[str], str]:
         # CLUSTER QUEUE  CQLOAD ...  /  ------  /  grid_short.q  0.06 ...
         names = [ln.split()[0] for ln in lines if ln.strip() and not ln.startswith(("CLUSTER", "-"))]
         return names, "qstat -g c"
-    raise _CommandFailed("neither qconf nor qstat is on PATH")
+    raise sge.CommandFailed("neither qconf nor qstat is on PATH")
 
 
 def _queue_check(settings: Settings, which: Callable[[str], str | None]) -> list[Check]:
@@ -78,7 +75,7 @@ def _queue_check(settings: Settings, which: Callable[[str], str | None]) -> list
         return [Check("queue", True, "no queue given: SGE picks one", field="queue")]
     try:
         names, via = _queues(which)
-    except _CommandFailed as e:
+    except sge.CommandFailed as e:
         return [Check("queue", False, f"queue {queue} could not be checked: {e}", field="queue")]
     # -q also takes "queue@host" and wildcard lists; check the plain names we can.
     wanted = [q.split("@")[0] for q in queue.split(",")]
@@ -108,7 +105,7 @@ def _pe_checks(settings: Settings, which: Callable[[str], str | None]) -> list[C
         ]
     try:
         existing = _run(["qconf", "-spl"]).split()
-    except _CommandFailed as e:
+    except sge.CommandFailed as e:
         return [Check("pe", False, f"parallel environments could not be listed: {e}",
                       field="job_extra_directives")]
     checks = []
@@ -138,7 +135,7 @@ def _pe_in_queue(queue: str | None, pe: str) -> list[Check]:
         return []
     try:
         text = _run(["qconf", "-sq", queue])
-    except _CommandFailed:
+    except sge.CommandFailed:
         return []  # the queue check already says what is wrong with it
     lines = text.splitlines()
     for i, line in enumerate(lines):
