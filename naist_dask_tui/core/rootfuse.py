@@ -75,13 +75,12 @@ def optimize(dsk: Any, keys: Any, **kwargs: Any) -> Any:
 
 @contextlib.contextmanager
 def enabled(on: bool = True) -> Iterator[None]:
-    """Within this block, dask.array computations fuse their roots (no-op when ``on`` is false)."""
-    if not on:
-        yield
-        return
+    """Within this block, dask.array computations fuse their roots, or with ``on`` false get
+    dask's own optimization only (also inside an enclosing ``enabled()`` or after ``enable()``)."""
     import dask
+    from dask.array.optimization import optimize as array_optimize
 
-    with dask.config.set(array_optimize=optimize):
+    with dask.config.set(array_optimize=optimize if on else array_optimize):
         yield
 
 

@@ -103,6 +103,15 @@ def test_same_numbers_and_no_chunk_copied_between_workers(client):
 
 def test_enabled_is_scoped_and_off_means_off():
     result, _, _ = lab()
-    with rootfuse.enabled(False):
-        assert "random_sample" in prefixes(optimized(result, False))
-    assert dask.config.get("array_optimize", None) is not rootfuse.optimize
+
+    def graph() -> dict:
+        (opt,) = dask.optimize(result)
+        return dict(opt.__dask_graph__())
+
+    assert "random_sample" in prefixes(graph())  # dask as it is
+    with rootfuse.enabled():
+        assert "random_sample" not in prefixes(graph())
+        with rootfuse.enabled(False):  # off inside on: dask's own optimization
+            assert "random_sample" in prefixes(graph())
+        assert "random_sample" not in prefixes(graph())
+    assert "random_sample" in prefixes(graph())  # the block ended: as before it
