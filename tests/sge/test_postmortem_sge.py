@@ -158,18 +158,18 @@ def test_a_job_whose_worker_cannot_reach_the_scheduler_is_flagged_with_the_cause
         m = Monitor(c, sge_interval=0.5)
         seen: list = []
 
-        def rows(state_ok, text=""):
+        def running(saying: str = ""):
             jobs = m.poll().jobs
             seen[:] = [(j.job_id, j.state.name, j.host, j.reason) for j in jobs]
-            found = [j for j in jobs if state_ok(j.state) and text in (j.reason or "")]
+            found = [j for j in jobs if j.state is JobState.RUNNING and saying in (j.reason or "")]
             return found[0] if found else None
 
         # a node busy with an earlier test's jobs (still being deleted) can keep it pending a
         # while under CI's load: running first, then the minute with no worker
         try:
-            wait_for(lambda: rows(lambda s: s is JobState.RUNNING), 120, interval=1.0, what="the job running")
-            row = wait_for(lambda: rows(lambda s: s is JobState.RUNNING, "no worker after 60 s"), 100,
-                           interval=1.0, what="the running job flagged after a minute")
+            wait_for(running, 120, interval=1.0, what="the job running")
+            row = wait_for(lambda: running("no worker after 60 s"), 100, interval=1.0,
+                           what="the running job flagged after a minute")
         except AssertionError as exc:
             raise AssertionError(f"{exc}; the jobs: {seen}; qstat: {sge.qstat()}") from None
         assert f"is the scheduler {c.scheduler_address} unreachable from the node?" in row.reason, row.reason
